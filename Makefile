@@ -1,0 +1,42 @@
+# Everyday commands. Each one creates the virtualenv and installs requirements.txt when needed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK ?= dev
+
+.PHONY: help venv plan plan-json demo test lint format bench destroy clean
+
+help:
+	@echo "make demo              offline: render the dev stack, start the local pool, smoke it"
+	@echo "make plan STACK=dev    offline: what 'pulumi up' would create for a stack (add JSON=1 for JSON)"
+	@echo "make test              lint and the whole test suite, offline"
+	@echo "make bench             benchmark the smoke client and the local pool"
+	@echo "make destroy STACK=... tear a stack down (wraps 'pulumi destroy')"
+
+# The stamp is newer than requirements.txt once they are installed.
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+plan: venv
+	$(PY) -m offline.plan --stack $(STACK) $(if $(JSON),--json,)
+
+plan-json: venv
+	$(PY) -m offline.plan --stack $(STACK) --json
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: venv
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+test: lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

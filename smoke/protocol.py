@@ -1,0 +1,52 @@
+"""Facts of the dynamic-sessions data plane that the smoke client and the local pool share.
+
+Sources: the Azure REST API specs for Microsoft.App.DynamicSessions (2024-10-02-preview,
+2025-10-02-preview), the Microsoft Learn Node.js sessions tutorials (2024-02-02-preview), and
+the Azure Container Apps documentation on limits. See FACTS.md in the project's shared notes.
+This module is pure data: no I/O, no third-party imports.
+"""
+
+from __future__ import annotations
+
+import re
+
+# The first API generation: POST {endpoint}/code/execute with a {"properties": {...}} body.
+API_2024_02 = "2024-02-02-preview"
+# The second generation: POST {endpoint}/executions, answered 202 (200 from 2025-10-02-preview).
+API_2024_10 = "2024-10-02-preview"
+API_VERSIONS: tuple[str, ...] = (API_2024_02, API_2024_10)
+
+# Path suffixes below the pool management endpoint, one per generation.
+CODE_EXECUTE_PATH = "/code/execute"
+EXECUTIONS_PATH = "/executions"
+
+# Token audience of the data plane. Older clients used https://acasessions.io/.default.
+DEFAULT_TOKEN_SCOPE = "https://dynamicsessions.io/.default"
+
+# Session identifier: 4-128 characters; letters, digits and | - & ^ % $ # ( ) { } [ ] ; < >
+IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z0-9|\-&^%$#(){}\[\];<>]{4,128}$")
+IDENTIFIER_RULE = "4-128 characters: letters, digits and | - & ^ % $ # ( ) { } [ ] ; < >"
+
+# Execution statuses of the 2024-10-02-preview generation.
+STATUS_SUCCEEDED = "Succeeded"
+STATUS_FAILED = "Failed"
+STATUS_CANCELED = "Canceled"
+STATUS_RUNNING = "Running"
+STATUS_NOT_STARTED = "NotStarted"
+PENDING_STATUSES = frozenset({STATUS_RUNNING, STATUS_NOT_STARTED})
+# The only status the 2024-02-02-preview generation documents.
+LEGACY_STATUS_SUCCESS = "Success"
+
+# Service limits (Azure Container Apps dynamic sessions documentation).
+MAX_EXECUTION_SECONDS = 220
+DEFAULT_EXECUTION_TIMEOUT_SECONDS = 60
+OUTPUT_STREAM_MAX_CHARS = 4096
+
+# Built-in container types and the hello-world program for each.
+CONTAINER_TYPES: tuple[str, ...] = ("NodeLTS", "PythonLTS", "Shell")
+HELLO_WORLD_CODE: dict[str, str] = {
+    "NodeLTS": 'console.log("hello-world")',
+    "PythonLTS": 'print("hello-world")',
+    "Shell": "echo hello-world",
+}
+HELLO_WORLD_STDOUT = "hello-world\n"

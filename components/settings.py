@@ -1,0 +1,453 @@
+"""Stack settings: parse the project's config into one validated object before anything is declared.
+
+Pure Python (no Pulumi engine): the program, the offline plan and the tests all use it. Every bad
+value is reported in one message that names the key, the value given and what is allowed, so a
+person can fix all of them at once; nothing is registered until every setting is valid.
+
+Values arrive as the Pulumi CLI hands them to a program: strings, with lists and maps serialized as
+JSON. Native Python values (int, bool, list, dict) are accepted too, for tests and tools.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.azure import (
+    CONTAINER_TYPES,
+    COOLDOWN_MAX_SECONDS,
+    COOLDOWN_MIN_SECONDS,
+    FORBIDDEN_TAG_KEY_CHARACTERS,
+    GUID_PATTERN,
+    LOCATION_PATTERN,
+    MAX_SESSIONS_LIMIT,
+    MAX_TAG_KEY_LENGTH,
+    MAX_TAG_VALUE_LENGTH,
+    MAX_TAGS,
+    MIN_SESSIONS,
+    NETWORK_STATUSES,
+    POOL_NAME_MAX_LENGTH,
+    POOL_NAME_PATTERN,
+    PRINCIPAL_TYPES,
+    RESOURCE_GROUP_NAME_MAX_LENGTH,
+    RESOURCE_GROUP_NAME_PATTERN,
+)
+
+# The config namespace of every setting: the project's name in Pulumi.yaml.
+CONFIG_NAMESPACE = "dynamic-sessions"
+
+# Tags the program sets on every resource; a stack may not set them itself.
+MANAGED_BY_TAG = "managed-by"
+PROJECT_TAG = "pulumi-project"
+STACK_TAG = "pulumi-stack"
+RESERVED_TAGS = (MANAGED_BY_TAG, PROJECT_TAG, STACK_TAG)
+MAX_USER_TAGS = MAX_TAGS - len(RESERVED_TAGS)
+
+# Keep echoed values short: a message must stay readable when someone pastes a large blob.
+_MAX_SHOWN_VALUE_CHARS = 80
+_POOL_NAME_HASH_CHARS = 6
+
+
+class SettingsError(ValueError):
+    """One or more settings are invalid; the message lists each one, ready to show a person."""
+
+    def __init__(self, problems: Sequence[str], stack: str | None = None) -> None:
+        self.problems = list(problems)
+        where = f" of stack '{stack}' (Pulumi.{stack}.yaml)" if stack else ""
+        lines = [f"Invalid configuration{where}:"]
+        lines += [f"  - {problem}" for problem in self.problems]
+        lines.append("Fix these with `pulumi config set <key> <value>` or by editing the stack file.")
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class Executor:
+    """A principal granted the Session Executor role on the pool."""
+
+    principal_id: str
+    principal_type: str
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """The validated settings of one stack. Field names match the config keys in snake_case."""
+
+    project: str
+    stack: str
+    location: str
+    container_type: str
+    max_sessions: int
+    ready_sessions: int | None
+    cooldown_seconds: int
+    network_status: str
+    pool_name: str
+    resource_group_name: str
+    executors: tuple[Executor, ...]
+    assign_deployer: bool
+    deployer_principal_type: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+    protect: bool = False
+
+    @property
+    def resource_tags(self) -> dict[str, str]:
+        """The stack's tags merged with the ones the program always sets."""
+        return {
+            **self.tags,
+            MANAGED_BY_TAG: "pulumi",
+            PROJECT_TAG: self.project,
+            STACK_TAG: self.stack,
+        }
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """How one config key is declared: its type, its default and what is allowed."""
+
+    key: str
+    type: str  # "string" | "integer" | "boolean" | "list" | "map"
+    default: Any
+    allowed: str
+    description: str
+
+
+# One table for every setting. Pulumi.yaml declares the same defaults for the keys its schema can
+# express; a test proves the two agree. `None` means "unset" (readySessions) or "derived from the
+# project and stack" (poolName, resourceGroupName).
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec(
+        "location",
+        "string",
+        "northcentralus",
+        "an Azure region name in lowercase letters and digits, e.g. northcentralus",
+        "Azure region of the resource group and the session pool.",
+    ),
+    SettingSpec(
+        "containerType",
+        "string",
+        "NodeLTS",
+        f"one of {', '.join(CONTAINER_TYPES)}",
+        "Built-in code interpreter of the pool (NodeLTS runs JavaScript).",
+    ),
+    SettingSpec(
+        "maxSessions",
+        "integer",
+        5,
+        f"a whole number from {MIN_SESSIONS} to {MAX_SESSIONS_LIMIT}",
+        "Most sessions alive at once (scaleConfiguration.maxConcurrentSessions).",
+    ),
+    SettingSpec(
+        "readySessions",
+        "integer",
+        None,
+        "a whole number from 1 to maxSessions, or unset",
+        "Sessions kept warm and ready (scaleConfiguration.readySessionInstances); unset leaves Azure's default.",
+    ),
+    SettingSpec(
+        "cooldownSeconds",
+        "integer",
+        300,
+        f"a whole number of seconds from {COOLDOWN_MIN_SECONDS} to {COOLDOWN_MAX_SECONDS}",
+        "Idle seconds before a session is deleted (Timed lifecycle cooldown).",
+    ),
+    SettingSpec(
+        "networkStatus",
+        "string",
+        "EgressDisabled",
+        f"one of {', '.join(NETWORK_STATUSES)}",
+        "Whether code in a session may open outbound network connections.",
+    ),
+    SettingSpec(
+        "poolName",
+        "string",
+        None,
+        "3-63 characters: a lowercase letter, then lowercase letters and digits (^[a-z][a-z0-9]{2,62}$)",
+        "Session pool name; derived from the project and stack when unset.",
+    ),
+    SettingSpec(
+        "resourceGroupName",
+        "string",
+        None,
+        "1-90 characters: letters, digits, _ - . ( ), not ending with a period",
+        "Resource group name; derived from the project and stack when unset.",
+    ),
+    SettingSpec(
+        "executors",
+        "list",
+        (),
+        "a list of {principalId: <object id GUID>, principalType: User|Group|ServicePrincipal}, no duplicates",
+        "Extra principals granted the Azure ContainerApps Session Executor role on the pool.",
+    ),
+    SettingSpec(
+        "assignDeployer",
+        "boolean",
+        True,
+        "true or false",
+        "Grant the identity running the deploy the Session Executor role, as the tutorial does.",
+    ),
+    SettingSpec(
+        "deployerPrincipalType",
+        "string",
+        "User",
+        f"one of {', '.join(PRINCIPAL_TYPES)} (pipelines deploy as ServicePrincipal)",
+        "Principal type of the identity running the deploy; Azure rejects a mismatch.",
+    ),
+    SettingSpec(
+        "tags",
+        "map",
+        {},
+        f"a map of strings: at most {MAX_USER_TAGS} tags, keys up to {MAX_TAG_KEY_LENGTH} characters without "
+        f"{' '.join(FORBIDDEN_TAG_KEY_CHARACTERS)}, values up to {MAX_TAG_VALUE_LENGTH} characters; "
+        f"{', '.join(RESERVED_TAGS)} are set by the program",
+        "Tags for the resource group and the pool, merged with managed-by, project and stack.",
+    ),
+    SettingSpec(
+        "protect",
+        "boolean",
+        False,
+        "true or false",
+        "Protect the resource group and the pool from deletion (pulumi destroy refuses while set).",
+    ),
+)
+SETTINGS_BY_KEY: dict[str, SettingSpec] = {spec.key: spec for spec in SETTINGS}
+DEFAULTS: dict[str, Any] = {spec.key: spec.default for spec in SETTINGS}
+
+
+class _Problems:
+    """Collects one sentence per bad setting."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, key: str, value: Any, expected: str) -> None:
+        self.items.append(f"{CONFIG_NAMESPACE}:{key} = {_show(value)}: expected {expected}.")
+
+
+def _show(value: Any) -> str:
+    """Render a value the way a person wrote it, shortened when long."""
+    text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+    if len(text) > _MAX_SHOWN_VALUE_CHARS:
+        text = text[: _MAX_SHOWN_VALUE_CHARS - 3] + "..."
+    return text
+
+
+class _Invalid(Exception):
+    """Raised by a converter; carries the explanation of what is allowed."""
+
+
+def _as_string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid
+    return value
+
+
+def _as_integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise _Invalid
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        return int(value)
+    raise _Invalid
+
+
+def _as_boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise _Invalid
+
+
+def _as_json(value: Any, kind: type) -> Any:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise _Invalid from error
+    if not isinstance(value, kind):
+        raise _Invalid
+    return value
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "string": _as_string,
+    "integer": _as_integer,
+    "boolean": _as_boolean,
+    "list": lambda value: _as_json(value, list),
+    "map": lambda value: _as_json(value, dict),
+}
+
+
+def _choice(problems: _Problems, key: str, value: str, choices: Sequence[str]) -> str:
+    """Check an enum value; suggest the right spelling when only the case is off."""
+    if value in choices:
+        return value
+    hint = next((choice for choice in choices if choice.lower() == value.lower()), None)
+    expected = f"one of {', '.join(choices)}"
+    problems.add(key, value, f"{expected} (did you mean {hint}?)" if hint else expected)
+    return value
+
+
+def default_pool_name(project: str, stack: str) -> str:
+    """Derive a pool name from the project and stack inside the spec's rule.
+
+    The spec allows only lowercase letters and digits, so other characters are dropped; a name
+    too long keeps a short hash of the full name so that two long stack names do not collide.
+    """
+    full = re.sub(r"[^a-z0-9]", "", f"{project}{stack}".lower())
+    if not full[:1].isalpha():
+        full = f"pool{full}"
+    if len(full) > POOL_NAME_MAX_LENGTH:
+        digest = hashlib.sha256(full.encode()).hexdigest()[:_POOL_NAME_HASH_CHARS]
+        full = full[: POOL_NAME_MAX_LENGTH - _POOL_NAME_HASH_CHARS] + digest
+    return full.ljust(3, "0")
+
+
+def default_resource_group_name(project: str, stack: str) -> str:
+    """Derive a resource group name, `rg-<project>-<stack>`, inside Azure's naming rule."""
+    name = re.sub(r"[^-\w.()]", "-", f"rg-{project}-{stack}")[:RESOURCE_GROUP_NAME_MAX_LENGTH]
+    return name.rstrip(".")
+
+
+def _parse_executors(problems: _Problems, items: list[Any]) -> tuple[Executor, ...]:
+    executors: list[Executor] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        key = f"executors[{index}]"
+        if not isinstance(item, dict):
+            problems.add(key, item, "a map {principalId: <GUID>, principalType: User|Group|ServicePrincipal}")
+            continue
+        unknown = sorted(set(item) - {"principalId", "principalType"})
+        if unknown:
+            problems.add(key, item, f"only the keys principalId and principalType (unknown: {', '.join(unknown)})")
+        principal_id = item.get("principalId")
+        if not isinstance(principal_id, str) or not GUID_PATTERN.match(principal_id):
+            problems.add(
+                f"{key}.principalId",
+                principal_id,
+                "an Entra ID object id GUID like 00000000-0000-0000-0000-000000000000 "
+                "(az ad user show / az ad group show / az ad sp show --query id)",
+            )
+            continue
+        principal_type = item.get("principalType")
+        if not isinstance(principal_type, str):
+            problems.add(f"{key}.principalType", principal_type, f"one of {', '.join(PRINCIPAL_TYPES)}")
+            continue
+        _choice(problems, f"{key}.principalType", principal_type, PRINCIPAL_TYPES)
+        normalized = principal_id.lower()
+        if normalized in seen:
+            problems.add(
+                f"{key}.principalId",
+                principal_id,
+                f"each principal once (it is already executors[{seen[normalized]}])",
+            )
+            continue
+        seen[normalized] = index
+        executors.append(Executor(normalized, principal_type))
+    return tuple(executors)
+
+
+def _parse_tags(problems: _Problems, tags: dict[Any, Any]) -> dict[str, str]:
+    if len(tags) > MAX_USER_TAGS:
+        problems.add(
+            "tags",
+            tags,
+            f"at most {MAX_USER_TAGS} tags ({MAX_TAGS} per resource, {len(RESERVED_TAGS)} set by the program)",
+        )
+    parsed: dict[str, str] = {}
+    for name, value in tags.items():
+        key = f"tags.{name}"
+        if not name or len(name) > MAX_TAG_KEY_LENGTH:
+            problems.add(key, name, f"a tag name of 1 to {MAX_TAG_KEY_LENGTH} characters")
+        elif any(char in FORBIDDEN_TAG_KEY_CHARACTERS for char in name):
+            problems.add(key, name, f"a tag name without any of {' '.join(FORBIDDEN_TAG_KEY_CHARACTERS)}")
+        elif name.lower() in RESERVED_TAGS:
+            problems.add(key, value, "no value here: the program sets this tag itself; remove it")
+        elif not isinstance(value, str):
+            problems.add(key, value, 'a string (quote it in YAML, e.g. costCenter: "1234")')
+        elif len(value) > MAX_TAG_VALUE_LENGTH:
+            problems.add(key, value, f"a value of at most {MAX_TAG_VALUE_LENGTH} characters")
+        else:
+            parsed[name] = value
+    return parsed
+
+
+def parse_settings(raw: Mapping[str, Any], *, project: str, stack: str) -> PoolSettings:
+    """Validate a stack's raw config (keys without the namespace) and return its settings.
+
+    Raises SettingsError naming every bad key, its value and what is allowed.
+    """
+    problems = _Problems()
+    for key in sorted(set(raw) - set(SETTINGS_BY_KEY)):
+        close = difflib.get_close_matches(key, SETTINGS_BY_KEY, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        problems.add(key, raw[key], f"a known setting ({hint}known: {', '.join(SETTINGS_BY_KEY)})")
+
+    values: dict[str, Any] = {}
+    for spec in SETTINGS:
+        value = raw.get(spec.key)
+        if value is None:
+            values[spec.key] = spec.default
+            continue
+        try:
+            values[spec.key] = _CONVERTERS[spec.type](value)
+        except _Invalid:
+            problems.add(spec.key, value, spec.allowed)
+            values[spec.key] = spec.default
+
+    location = values["location"]
+    if not LOCATION_PATTERN.match(location):
+        compact = re.sub(r"[^a-z0-9]", "", location.lower())
+        hint = f" (did you mean {compact}?)" if LOCATION_PATTERN.match(compact) else ""
+        problems.add("location", location, SETTINGS_BY_KEY["location"].allowed + hint)
+
+    container_type = _choice(problems, "containerType", values["containerType"], CONTAINER_TYPES)
+    network_status = _choice(problems, "networkStatus", values["networkStatus"], NETWORK_STATUSES)
+    deployer_type = _choice(problems, "deployerPrincipalType", values["deployerPrincipalType"], PRINCIPAL_TYPES)
+
+    max_sessions = values["maxSessions"]
+    if not MIN_SESSIONS <= max_sessions <= MAX_SESSIONS_LIMIT:
+        problems.add("maxSessions", raw.get("maxSessions"), SETTINGS_BY_KEY["maxSessions"].allowed)
+    ready_sessions = values["readySessions"]
+    if ready_sessions is not None and not 1 <= ready_sessions <= max_sessions:
+        problems.add("readySessions", raw.get("readySessions"), f"a whole number from 1 to maxSessions ({max_sessions})")
+    cooldown = values["cooldownSeconds"]
+    if not COOLDOWN_MIN_SECONDS <= cooldown <= COOLDOWN_MAX_SECONDS:
+        problems.add("cooldownSeconds", raw.get("cooldownSeconds"), SETTINGS_BY_KEY["cooldownSeconds"].allowed)
+
+    pool_name = values["poolName"] or default_pool_name(project, stack)
+    if not POOL_NAME_PATTERN.match(pool_name):
+        problems.add("poolName", pool_name, SETTINGS_BY_KEY["poolName"].allowed)
+    group_name = values["resourceGroupName"] or default_resource_group_name(project, stack)
+    if not RESOURCE_GROUP_NAME_PATTERN.match(group_name) or group_name.endswith("."):
+        problems.add("resourceGroupName", group_name, SETTINGS_BY_KEY["resourceGroupName"].allowed)
+
+    executors = _parse_executors(problems, list(values["executors"]))
+    tags = _parse_tags(problems, dict(values["tags"]))
+
+    if problems.items:
+        raise SettingsError(problems.items, stack)
+    return PoolSettings(
+        project=project,
+        stack=stack,
+        location=location,
+        container_type=container_type,
+        max_sessions=max_sessions,
+        ready_sessions=ready_sessions,
+        cooldown_seconds=cooldown,
+        network_status=network_status,
+        pool_name=pool_name,
+        resource_group_name=group_name,
+        executors=executors,
+        assign_deployer=values["assignDeployer"],
+        deployer_principal_type=deployer_type,
+        tags=tags,
+        protect=values["protect"],
+    )

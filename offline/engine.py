@@ -1,0 +1,245 @@
+"""Run the Pulumi program offline, under the Python SDK's mock engine, and record what it registers.
+
+No Pulumi CLI, no provider plugin and no Azure credentials are needed: the mocks answer like Azure
+does (resource ids, the pool management endpoint, getClientConfig), and a recording monitor keeps
+each registration with its wire inputs, its parent and its options. The offline plan, the tests
+and the policy checks all run the program through `run_program`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import runpy
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.settings import get_root_resource
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from components.azure import session_pool_id
+from components.settings import CONFIG_NAMESPACE
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_NAME = CONFIG_NAMESPACE
+
+# The identity the offline engine pretends to deploy as. Obviously fake, and distinct from each
+# other so that a test can tell which one ended up where.
+OFFLINE_SUBSCRIPTION_ID = "00000000-0000-4000-8000-0000000000a1"
+OFFLINE_TENANT_ID = "00000000-0000-4000-8000-0000000000b2"
+OFFLINE_CLIENT_ID = "00000000-0000-4000-8000-0000000000c3"
+OFFLINE_DEPLOYER_OBJECT_ID = "00000000-0000-4000-8000-0000000000d4"
+
+GET_CLIENT_CONFIG = "azure-native:authorization:getClientConfig"
+RESOURCE_GROUP_TYPE = "azure-native:resources:ResourceGroup"
+SESSION_POOL_TYPE = "azure-native:app:ContainerAppsSessionPool"
+ROLE_ASSIGNMENT_TYPE = "azure-native:authorization:RoleAssignment"
+# The API version pulumi-azure-native 3.x sends for session pools.
+SESSION_POOL_API_VERSION = "2025-02-02-preview"
+
+
+class EngineError(Exception):
+    """The offline engine cannot run this stack (e.g. a missing stack file or an encrypted value)."""
+
+
+@dataclass(frozen=True)
+class OfflineIdentity:
+    """What getClientConfig answers under the offline engine."""
+
+    subscription_id: str = OFFLINE_SUBSCRIPTION_ID
+    tenant_id: str = OFFLINE_TENANT_ID
+    client_id: str = OFFLINE_CLIENT_ID
+    object_id: str = OFFLINE_DEPLOYER_OBJECT_ID
+
+
+@dataclass(frozen=True)
+class RegisteredResource:
+    """One resource registration as the engine saw it."""
+
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+    parent: str
+    protect: bool
+    delete_before_replace: bool
+    custom: bool
+    id: str
+    state: dict[str, Any]
+
+
+@dataclass
+class ProgramRun:
+    """The result of one offline run of the program."""
+
+    stack: str
+    config: dict[str, Any]
+    resources: list[RegisteredResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def by_type(self, resource_type: str) -> list[RegisteredResource]:
+        """Return the registrations of one resource type, in registration order."""
+        return [resource for resource in self.resources if resource.type == resource_type]
+
+    def one(self, resource_type: str) -> RegisteredResource:
+        """Return the single registration of a type; fail loudly when there is not exactly one."""
+        found = self.by_type(resource_type)
+        if len(found) != 1:
+            raise AssertionError(f"expected one {resource_type}, found {len(found)}")
+        return found[0]
+
+
+class AzureMocks(pulumi.runtime.Mocks):
+    """Answers registrations and invokes the way Azure Resource Manager would."""
+
+    def __init__(self, identity: OfflineIdentity) -> None:
+        self.identity = identity
+        self.calls: list[str] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        inputs = dict(args.inputs)
+        subscription = self.identity.subscription_id
+        if args.typ == RESOURCE_GROUP_TYPE:
+            name = inputs["resourceGroupName"]
+            return f"/subscriptions/{subscription}/resourceGroups/{name}", {**inputs, "name": name}
+        if args.typ == SESSION_POOL_TYPE:
+            name = inputs["sessionPoolName"]
+            pool_id = session_pool_id(subscription, inputs["resourceGroupName"], name)
+            endpoint = f"https://{inputs['location']}.dynamicsessions.io{pool_id.replace('/providers/Microsoft.App', '')}"
+            state = {
+                **inputs,
+                "name": name,
+                "type": "Microsoft.App/sessionPools",
+                "poolManagementEndpoint": endpoint,
+                "provisioningState": "Succeeded",
+                "nodeCount": 0,
+                "azureApiVersion": SESSION_POOL_API_VERSION,
+            }
+            return pool_id, state
+        if args.typ == ROLE_ASSIGNMENT_TYPE:
+            name = inputs["roleAssignmentName"]
+            assignment_id = f"{inputs['scope']}/providers/Microsoft.Authorization/roleAssignments/{name}"
+            return assignment_id, {**inputs, "name": name}
+        return f"{args.name}-id", inputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        self.calls.append(args.token)
+        if args.token == GET_CLIENT_CONFIG:
+            return {
+                "subscriptionId": self.identity.subscription_id,
+                "tenantId": self.identity.tenant_id,
+                "clientId": self.identity.client_id,
+                "objectId": self.identity.object_id,
+            }
+        raise EngineError(f"the offline engine does not answer the invoke {args.token}")
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """A mock monitor that also keeps each registration's parent and options."""
+
+    def __init__(self, mocks: AzureMocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[RegisteredResource] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            registration = self.resources[response.urn]
+            self.registrations.append(
+                RegisteredResource(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    inputs=rpc.deserialize_properties(request.object),
+                    parent=request.parent,
+                    protect=bool(request.protect),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
+                    custom=bool(request.custom),
+                    id=registration.id,
+                    state=dict(registration.state),
+                )
+            )
+        return response
+
+
+def stack_file(stack: str, project_dir: Path = PROJECT_ROOT) -> Path:
+    """Return the path of a stack's settings file, Pulumi.<stack>.yaml."""
+    return project_dir / f"Pulumi.{stack}.yaml"
+
+
+def list_stacks(project_dir: Path = PROJECT_ROOT) -> list[str]:
+    """Return the names of the stacks that have a Pulumi.<stack>.yaml in the project."""
+    return sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in project_dir.glob("Pulumi.*.yaml"))
+
+
+def load_stack_config(stack: str, project_dir: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """Read a stack file's project settings, keyed without the namespace, as YAML values."""
+    path = stack_file(stack, project_dir)
+    if not path.is_file():
+        known = ", ".join(list_stacks(project_dir)) or "none"
+        raise EngineError(f"there is no stack file {path.name} (stacks with a file here: {known})")
+    document = yaml.safe_load(path.read_text()) or {}
+    config = document.get("config") or {}
+    prefix = f"{CONFIG_NAMESPACE}:"
+    return {key[len(prefix) :]: value for key, value in config.items() if key.startswith(prefix)}
+
+
+def as_cli_value(key: str, value: Any) -> str:
+    """Serialize a YAML config value the way the Pulumi CLI hands it to a program."""
+    if isinstance(value, dict) and "secure" in value:
+        raise EngineError(f"{key} is an encrypted secret, which the offline engine cannot decrypt")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def run_program(
+    stack: str,
+    config: Mapping[str, Any] | None = None,
+    *,
+    preview: bool = False,
+    identity: OfflineIdentity | None = None,
+    project_dir: Path = PROJECT_ROOT,
+) -> ProgramRun:
+    """Run __main__.py for a stack under the mock engine.
+
+    `config` replaces the stack file's settings (keys without the namespace); by default the
+    stack's Pulumi.<stack>.yaml is read. A settings error is returned in `error`, not raised.
+    """
+    values = dict(load_stack_config(stack, project_dir) if config is None else config)
+    cli_config = {f"{CONFIG_NAMESPACE}:{key}": as_cli_value(key, value) for key, value in values.items()}
+    mocks = AzureMocks(identity or OfflineIdentity())
+    monitor = RecordingMonitor(mocks)
+    run = ProgramRun(stack=stack, config=values)
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
+
+    def execute() -> None:
+        # The SDK keeps its settings, config and root stack in context variables: a fresh
+        # context per run keeps runs independent of each other.
+        pulumi.runtime.set_mocks(mocks, project=PROJECT_NAME, stack=stack, preview=preview, monitor=monitor)
+        set_all_config(cli_config)
+        try:
+            _sync_await(run_pulumi_func(lambda: runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")))
+        except pulumi.RunError as error:
+            run.error = str(error)
+            return
+        root = get_root_resource()
+        for name, value in getattr(root, "outputs", {}).items():
+            run.outputs[name] = _sync_await(pulumi.Output.from_input(value).future())
+
+    contextvars.Context().run(execute)
+    run.resources = list(monitor.registrations)
+    return run

@@ -1,0 +1,128 @@
+"""Offline plan: what `pulumi up` would create for a stack, without the Pulumi CLI or Azure.
+
+    python -m offline.plan --stack dev [--json]
+
+Runs the program under the mock engine and prints each resource with its type, name and the
+settings that matter, then the stack outputs. Exit codes: 0 rendered; 2 the stack's settings were
+rejected or the stack cannot be read (the message says which and why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from components.azure import SESSION_EXECUTOR_ROLE_ID, SESSION_EXECUTOR_ROLE_NAME
+from offline.engine import (
+    OFFLINE_DEPLOYER_OBJECT_ID,
+    OFFLINE_SUBSCRIPTION_ID,
+    PROJECT_NAME,
+    EngineError,
+    ProgramRun,
+    RegisteredResource,
+    run_program,
+)
+
+EXIT_OK = 0
+EXIT_CONFIG_ERROR = 2
+
+
+def _plain(value: Any) -> Any:
+    """Undo the mock engine's wire encoding: whole floats back to integers."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in sorted(value.items())}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Yield (dotted wire path, leaf value) pairs; tags stay one line."""
+    if isinstance(value, dict) and prefix != "tags":
+        for key, item in value.items():
+            yield from _flatten(item, f"{prefix}.{key}" if prefix else key)
+    else:
+        yield prefix, value
+
+
+def _describe(path: str, value: Any) -> str:
+    if path == "tags" and isinstance(value, dict):
+        return ", ".join(f"{key}={item}" for key, item in value.items())
+    if path == "roleDefinitionId" and str(value).endswith(SESSION_EXECUTOR_ROLE_ID):
+        return f"{value}  ({SESSION_EXECUTOR_ROLE_NAME})"
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def resource_record(resource: RegisteredResource) -> dict[str, Any]:
+    """The JSON form of one registration."""
+    return {
+        "type": resource.type,
+        "name": resource.name,
+        "parent": resource.parent,
+        "protect": resource.protect,
+        "deleteBeforeReplace": resource.delete_before_replace,
+        "inputs": _plain(resource.inputs),
+    }
+
+
+def plan_document(run: ProgramRun) -> dict[str, Any]:
+    """The JSON form of a whole plan."""
+    return {
+        "project": PROJECT_NAME,
+        "stack": run.stack,
+        "engine": "pulumi mocks (offline)",
+        "subscriptionId": OFFLINE_SUBSCRIPTION_ID,
+        "deployerObjectId": OFFLINE_DEPLOYER_OBJECT_ID,
+        "resources": [resource_record(resource) for resource in run.resources],
+        "outputs": _plain(run.outputs),
+    }
+
+
+def render_text(run: ProgramRun) -> str:
+    """A person's view of the plan: resources indented under their parent, then the outputs."""
+    lines = [
+        f"Offline plan for stack '{run.stack}' of project '{PROJECT_NAME}' (mock engine: nothing is deployed).",
+        f"Placeholder identity: subscription {OFFLINE_SUBSCRIPTION_ID}, deployer {OFFLINE_DEPLOYER_OBJECT_ID}.",
+        "",
+    ]
+    parents = {resource.urn for resource in run.resources}
+    for resource in run.resources:
+        indent = "    " if resource.parent in parents else ""
+        suffix = "  [protected]" if resource.protect else ""
+        lines.append(f"{indent}+ {resource.type}  {resource.name}{suffix}")
+        pairs = list(_flatten(_plain(resource.inputs)))
+        width = max((len(path) for path, _ in pairs), default=0)
+        lines += [f"{indent}      {path.ljust(width)}  {_describe(path, value)}" for path, value in pairs]
+    lines += ["", f"{len(run.resources)} resources to create.", "", "Outputs:"]
+    width = max((len(name) for name in run.outputs), default=0)
+    for name, value in run.outputs.items():
+        shown = json.dumps(_plain(value)) if not isinstance(value, str) else value
+        lines.append(f"    {name.ljust(width)}  {shown}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m offline.plan`."""
+    parser = argparse.ArgumentParser(prog="python -m offline.plan", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", default="dev", help="stack name; reads Pulumi.<stack>.yaml (default: dev)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    args = parser.parse_args(argv)
+    try:
+        run = run_program(args.stack)
+    except EngineError as error:
+        print(f"offline plan: {error}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    if run.error:
+        print(run.error, file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    print(json.dumps(plan_document(run), indent=2) if args.json else render_text(run))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

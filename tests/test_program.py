@@ -1,0 +1,253 @@
+"""The program under Pulumi's mock engine (update mode): exactly what each stack registers.
+
+Inputs are read from the registrations the recording monitor kept, never inside an `apply`, so
+every assertion below runs; each test also checks how many resources it looked at.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import SHIPPED_STACKS
+
+from components.access import role_assignment_name
+from components.azure import SESSION_EXECUTOR_ROLE_ID
+from offline.engine import (
+    OFFLINE_DEPLOYER_OBJECT_ID,
+    OFFLINE_SUBSCRIPTION_ID,
+    RESOURCE_GROUP_TYPE,
+    ROLE_ASSIGNMENT_TYPE,
+    SESSION_POOL_TYPE,
+    OfflineIdentity,
+    ProgramRun,
+    run_program,
+)
+
+COMPONENT_TYPE = "dynamic-sessions:index:CodeInterpreterPool"
+SUB = OFFLINE_SUBSCRIPTION_ID
+EXECUTOR_ROLE = f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{SESSION_EXECUTOR_ROLE_ID}"
+PROD_GROUP = "3f2b8c1e-6d4a-4e7b-9a5c-1d2e3f4a5b6c"
+
+# What each shipped stack must send, written out by hand from the stack files and the tutorial.
+EXPECTED = {
+    "dev": {
+        RESOURCE_GROUP_TYPE: {
+            "resourceGroupName": "rg-dynamic-sessions-dev",
+            "location": "northcentralus",
+            "tags": {"managed-by": "pulumi", "pulumi-project": "dynamic-sessions", "pulumi-stack": "dev"},
+        },
+        SESSION_POOL_TYPE: {
+            "resourceGroupName": "rg-dynamic-sessions-dev",
+            "sessionPoolName": "dynamicsessionsdev",
+            "location": "northcentralus",
+            "containerType": "NodeLTS",
+            "poolManagementType": "Dynamic",
+            "scaleConfiguration": {"maxConcurrentSessions": 5},
+            "dynamicPoolConfiguration": {"lifecycleConfiguration": {"lifecycleType": "Timed", "cooldownPeriodInSeconds": 300}},
+            "sessionNetworkConfiguration": {"status": "EgressEnabled"},
+            "tags": {"managed-by": "pulumi", "pulumi-project": "dynamic-sessions", "pulumi-stack": "dev"},
+        },
+        "executors": {OFFLINE_DEPLOYER_OBJECT_ID: "User"},
+        "protect": False,
+    },
+    "prod": {
+        RESOURCE_GROUP_TYPE: {
+            "resourceGroupName": "rg-dynamic-sessions-prod",
+            "location": "northcentralus",
+            "tags": {
+                "environment": "prod",
+                "owner": "platform-team",
+                "costCenter": "cc-1234",
+                "managed-by": "pulumi",
+                "pulumi-project": "dynamic-sessions",
+                "pulumi-stack": "prod",
+            },
+        },
+        SESSION_POOL_TYPE: {
+            "resourceGroupName": "rg-dynamic-sessions-prod",
+            "sessionPoolName": "dynamicsessionsprod",
+            "location": "northcentralus",
+            "containerType": "NodeLTS",
+            "poolManagementType": "Dynamic",
+            "scaleConfiguration": {"maxConcurrentSessions": 50, "readySessionInstances": 2},
+            "dynamicPoolConfiguration": {"lifecycleConfiguration": {"lifecycleType": "Timed", "cooldownPeriodInSeconds": 600}},
+            "sessionNetworkConfiguration": {"status": "EgressDisabled"},
+            "tags": {
+                "environment": "prod",
+                "owner": "platform-team",
+                "costCenter": "cc-1234",
+                "managed-by": "pulumi",
+                "pulumi-project": "dynamic-sessions",
+                "pulumi-stack": "prod",
+            },
+        },
+        "executors": {OFFLINE_DEPLOYER_OBJECT_ID: "ServicePrincipal", PROD_GROUP: "Group"},
+        "protect": True,
+    },
+}
+
+
+def test_every_shipped_stack_has_expectations() -> None:
+    assert SHIPPED_STACKS == sorted(EXPECTED), "a new Pulumi.<stack>.yaml needs its expected inputs here"
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_resource_group_and_pool_inputs_are_exact(stack_runs: dict[str, ProgramRun], stack: str) -> None:
+    run = stack_runs[stack]
+    assert run.error is None
+    expected = EXPECTED[stack]
+    group = run.one(RESOURCE_GROUP_TYPE)
+    pool = run.one(SESSION_POOL_TYPE)
+    assert group.inputs == expected[RESOURCE_GROUP_TYPE]
+    assert pool.inputs == expected[SESSION_POOL_TYPE]
+    # NodeLTS goes out as a plain string: the SDK's enum does not list it.
+    assert type(pool.inputs["containerType"]) is str
+    assert group.protect is expected["protect"]
+    assert pool.protect is expected["protect"]
+    # Fixed names mean a replacement must delete first, or Azure reports a name conflict.
+    assert group.delete_before_replace and pool.delete_before_replace
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_executor_role_assignments(stack_runs: dict[str, ProgramRun], stack: str) -> None:
+    run = stack_runs[stack]
+    pool = run.one(SESSION_POOL_TYPE)
+    assignments = run.by_type(ROLE_ASSIGNMENT_TYPE)
+    expected = EXPECTED[stack]["executors"]
+    assert {a.inputs["principalId"]: a.inputs["principalType"] for a in assignments} == expected
+    assert len(assignments) == len(expected)
+    for assignment in assignments:
+        assert set(assignment.inputs) == {"roleAssignmentName", "roleDefinitionId", "principalId", "principalType", "scope"}
+        assert assignment.inputs["roleDefinitionId"] == EXECUTOR_ROLE
+        # Least privilege: the scope is the pool itself, not its group or subscription.
+        assert assignment.inputs["scope"] == pool.id
+        assert assignment.inputs["roleAssignmentName"] == role_assignment_name(pool.id, assignment.inputs["principalId"])
+        assert assignment.protect is False
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_every_resource_is_a_child_of_the_component(stack_runs: dict[str, ProgramRun], stack: str) -> None:
+    run = stack_runs[stack]
+    component = run.one(COMPONENT_TYPE)
+    children = [resource for resource in run.resources if resource is not component]
+    assert len(children) == 2 + len(EXPECTED[stack]["executors"])
+    for child in children:
+        assert child.parent == component.urn
+        assert child.name.startswith(f"{component.name}-")
+        assert child.custom
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_stack_outputs(stack_runs: dict[str, ProgramRun], stack: str) -> None:
+    run = stack_runs[stack]
+    group = run.one(RESOURCE_GROUP_TYPE)
+    pool = run.one(SESSION_POOL_TYPE)
+    expected_pool = EXPECTED[stack][SESSION_POOL_TYPE]
+    assert run.outputs == {
+        "resourceGroupName": expected_pool["resourceGroupName"],
+        "sessionPoolName": expected_pool["sessionPoolName"],
+        "sessionPoolId": pool.id,
+        # Wired from the pool's own read-only output, as Azure reports it.
+        "poolManagementEndpoint": pool.state["poolManagementEndpoint"],
+        "location": "northcentralus",
+        "containerType": "NodeLTS",
+        "networkStatus": expected_pool["sessionNetworkConfiguration"]["status"],
+        "executorPrincipalIds": list(EXPECTED[stack]["executors"]),
+    }
+    assert group.state["name"] == run.outputs["resourceGroupName"]
+    assert pool.id == (
+        f"/subscriptions/{SUB}/resourceGroups/{expected_pool['resourceGroupName']}"
+        f"/providers/Microsoft.App/sessionPools/{expected_pool['sessionPoolName']}"
+    )
+
+
+def test_role_definition_and_deployer_come_from_the_client_config_invoke() -> None:
+    other = OfflineIdentity(
+        subscription_id="11111111-2222-4333-8444-555555555555",
+        object_id="66666666-7777-4888-9999-aaaaaaaaaaaa",
+    )
+    run = run_program("dev", identity=other)
+    (assignment,) = run.by_type(ROLE_ASSIGNMENT_TYPE)
+    assert assignment.inputs["roleDefinitionId"] == (
+        f"/subscriptions/{other.subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{SESSION_EXECUTOR_ROLE_ID}"
+    )
+    assert assignment.inputs["principalId"] == other.object_id
+    assert assignment.inputs["scope"].startswith(f"/subscriptions/{other.subscription_id}/resourceGroups/")
+
+
+def test_two_runs_give_identical_names() -> None:
+    first, second = run_program("prod"), run_program("prod")
+    assert len(first.resources) == len(second.resources) == 5
+
+    def names(run: ProgramRun) -> list[tuple[str, str, str]]:
+        return sorted((r.type, r.name, str(r.inputs.get("roleAssignmentName"))) for r in run.resources)
+
+    assert names(first) == names(second)
+    assert {r.inputs["roleAssignmentName"] for r in first.by_type(ROLE_ASSIGNMENT_TYPE)} == {
+        r.inputs["roleAssignmentName"] for r in second.by_type(ROLE_ASSIGNMENT_TYPE)
+    }
+
+
+def test_different_principals_and_stacks_get_different_assignment_names() -> None:
+    principals = ["aaaaaaaa-0000-4000-8000-000000000001", "aaaaaaaa-0000-4000-8000-000000000002"]
+    config = {
+        "assignDeployer": False,
+        "executors": [{"principalId": principal, "principalType": "User"} for principal in principals],
+    }
+    run = run_program("dev", config)
+    assignments = run.by_type(ROLE_ASSIGNMENT_TYPE)
+    assert len(assignments) == 2
+    assert len({a.inputs["roleAssignmentName"] for a in assignments}) == 2
+    dev, prod = run_program("dev"), run_program("prod")
+    dev_names = {a.inputs["roleAssignmentName"] for a in dev.by_type(ROLE_ASSIGNMENT_TYPE)}
+    prod_names = {a.inputs["roleAssignmentName"] for a in prod.by_type(ROLE_ASSIGNMENT_TYPE)}
+    assert len(dev_names) == 1 and not dev_names & prod_names
+
+
+def test_assign_deployer_false_grants_only_the_listed_executors() -> None:
+    run = run_program("dev", {"assignDeployer": False})
+    assert run.error is None
+    assert run.by_type(ROLE_ASSIGNMENT_TYPE) == []
+    assert run.outputs["executorPrincipalIds"] == []
+    assert len(run.resources) == 3
+
+
+def test_pipeline_deployer_is_granted_as_a_service_principal() -> None:
+    run = run_program("dev", {"deployerPrincipalType": "ServicePrincipal"})
+    (assignment,) = run.by_type(ROLE_ASSIGNMENT_TYPE)
+    assert assignment.inputs["principalType"] == "ServicePrincipal"
+
+
+def test_ready_sessions_is_sent_only_when_set() -> None:
+    run = run_program("dev", {"maxSessions": 10, "readySessions": 10})
+    assert run.one(SESSION_POOL_TYPE).inputs["scaleConfiguration"] == {"maxConcurrentSessions": 10, "readySessionInstances": 10}
+    assert "readySessionInstances" not in run_program("dev").one(SESSION_POOL_TYPE).inputs["scaleConfiguration"]
+
+
+def test_executor_that_is_also_the_deployer_is_rejected_before_anything_is_registered() -> None:
+    run = run_program("dev", {"executors": [{"principalId": OFFLINE_DEPLOYER_OBJECT_ID, "principalType": "User"}]})
+    assert run.resources == []
+    assert "dynamic-sessions:executors[0].principalId" in run.error
+    assert "assignDeployer" in run.error
+
+
+def test_unknown_deployer_object_id_is_a_clear_error() -> None:
+    run = run_program("dev", identity=OfflineIdentity(object_id=""))
+    assert run.resources == []
+    assert "assignDeployer" in run.error and "set assignDeployer to false" in run.error
+    ok = run_program("dev", {"assignDeployer": False}, identity=OfflineIdentity(object_id=""))
+    assert ok.error is None and len(ok.resources) == 3
+
+
+def test_custom_names_are_used_as_given() -> None:
+    run = run_program("dev", {"poolName": "jsinterp01", "resourceGroupName": "rg-team.js(sandbox)"})
+    assert run.one(SESSION_POOL_TYPE).inputs["sessionPoolName"] == "jsinterp01"
+    assert run.one(RESOURCE_GROUP_TYPE).inputs["resourceGroupName"] == "rg-team.js(sandbox)"
+    assert run.outputs["sessionPoolId"].endswith("/resourceGroups/rg-team.js(sandbox)/providers/Microsoft.App/sessionPools/jsinterp01")
+
+
+def test_preview_mode_registers_the_same_inputs() -> None:
+    preview, update = run_program("prod", preview=True), run_program("prod")
+    assert len(preview.resources) == len(update.resources) == 5
+    by_name = {r.name: r.inputs for r in update.resources}
+    for resource in preview.resources:
+        assert resource.inputs == by_name[resource.name]

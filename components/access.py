@@ -74,7 +74,9 @@ def plan_executor_grants(settings: PoolSettings, identity: DeploymentIdentity) -
                     settings.stack,
                 )
         principals.append((DEPLOYER_LABEL, deployer, settings.deployer_principal_type))
-    principals += [(executor.principal_id, executor.principal_id, executor.principal_type) for executor in settings.executors]
+    principals += [
+        (executor.principal_id, executor.principal_id, executor.principal_type) for executor in settings.executors
+    ]
     return tuple(
         ExecutorGrant(
             label=label,

@@ -417,7 +417,11 @@ def parse_settings(raw: Mapping[str, Any], *, project: str, stack: str) -> PoolS
         problems.add("maxSessions", raw.get("maxSessions"), SETTINGS_BY_KEY["maxSessions"].allowed)
     ready_sessions = values["readySessions"]
     if ready_sessions is not None and not 1 <= ready_sessions <= max_sessions:
-        problems.add("readySessions", raw.get("readySessions"), f"a whole number from 1 to maxSessions ({max_sessions})")
+        problems.add(
+            "readySessions",
+            raw.get("readySessions"),
+            f"a whole number from 1 to maxSessions ({max_sessions})",
+        )
     cooldown = values["cooldownSeconds"]
     if not COOLDOWN_MIN_SECONDS <= cooldown <= COOLDOWN_MAX_SECONDS:
         problems.add("cooldownSeconds", raw.get("cooldownSeconds"), SETTINGS_BY_KEY["cooldownSeconds"].allowed)

@@ -115,7 +115,9 @@ class AzureMocks(pulumi.runtime.Mocks):
         if args.typ == SESSION_POOL_TYPE:
             name = inputs["sessionPoolName"]
             pool_id = session_pool_id(subscription, inputs["resourceGroupName"], name)
-            endpoint = f"https://{inputs['location']}.dynamicsessions.io{pool_id.replace('/providers/Microsoft.App', '')}"
+            # The documented regional shape: https://<region>.dynamicsessions.io/subscriptions/.../sessionPools/<name>
+            endpoint_path = pool_id.replace("/providers/Microsoft.App", "")
+            endpoint = f"https://{inputs['location']}.dynamicsessions.io{endpoint_path}"
             state = {
                 **inputs,
                 "name": name,
@@ -151,7 +153,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.registrations: list[RegisteredResource] = []
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+    def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             registration = self.resources[response.urn]

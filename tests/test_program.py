@@ -42,7 +42,9 @@ EXPECTED = {
             "containerType": "NodeLTS",
             "poolManagementType": "Dynamic",
             "scaleConfiguration": {"maxConcurrentSessions": 5},
-            "dynamicPoolConfiguration": {"lifecycleConfiguration": {"lifecycleType": "Timed", "cooldownPeriodInSeconds": 300}},
+            "dynamicPoolConfiguration": {
+                "lifecycleConfiguration": {"lifecycleType": "Timed", "cooldownPeriodInSeconds": 300}
+            },
             "sessionNetworkConfiguration": {"status": "EgressEnabled"},
             "tags": {"managed-by": "pulumi", "pulumi-project": "dynamic-sessions", "pulumi-stack": "dev"},
         },
@@ -69,7 +71,9 @@ EXPECTED = {
             "containerType": "NodeLTS",
             "poolManagementType": "Dynamic",
             "scaleConfiguration": {"maxConcurrentSessions": 50, "readySessionInstances": 2},
-            "dynamicPoolConfiguration": {"lifecycleConfiguration": {"lifecycleType": "Timed", "cooldownPeriodInSeconds": 600}},
+            "dynamicPoolConfiguration": {
+                "lifecycleConfiguration": {"lifecycleType": "Timed", "cooldownPeriodInSeconds": 600}
+            },
             "sessionNetworkConfiguration": {"status": "EgressDisabled"},
             "tags": {
                 "environment": "prod",
@@ -87,7 +91,7 @@ EXPECTED = {
 
 
 def test_every_shipped_stack_has_expectations() -> None:
-    assert SHIPPED_STACKS == sorted(EXPECTED), "a new Pulumi.<stack>.yaml needs its expected inputs here"
+    assert sorted(EXPECTED) == SHIPPED_STACKS, "a new Pulumi.<stack>.yaml needs its expected inputs here"
 
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
@@ -116,11 +120,19 @@ def test_executor_role_assignments(stack_runs: dict[str, ProgramRun], stack: str
     assert {a.inputs["principalId"]: a.inputs["principalType"] for a in assignments} == expected
     assert len(assignments) == len(expected)
     for assignment in assignments:
-        assert set(assignment.inputs) == {"roleAssignmentName", "roleDefinitionId", "principalId", "principalType", "scope"}
+        assert set(assignment.inputs) == {
+            "roleAssignmentName",
+            "roleDefinitionId",
+            "principalId",
+            "principalType",
+            "scope",
+        }
         assert assignment.inputs["roleDefinitionId"] == EXECUTOR_ROLE
         # Least privilege: the scope is the pool itself, not its group or subscription.
         assert assignment.inputs["scope"] == pool.id
-        assert assignment.inputs["roleAssignmentName"] == role_assignment_name(pool.id, assignment.inputs["principalId"])
+        assert assignment.inputs["roleAssignmentName"] == role_assignment_name(
+            pool.id, assignment.inputs["principalId"]
+        )
         assert assignment.protect is False
 
 
@@ -219,7 +231,10 @@ def test_pipeline_deployer_is_granted_as_a_service_principal() -> None:
 
 def test_ready_sessions_is_sent_only_when_set() -> None:
     run = run_program("dev", {"maxSessions": 10, "readySessions": 10})
-    assert run.one(SESSION_POOL_TYPE).inputs["scaleConfiguration"] == {"maxConcurrentSessions": 10, "readySessionInstances": 10}
+    assert run.one(SESSION_POOL_TYPE).inputs["scaleConfiguration"] == {
+        "maxConcurrentSessions": 10,
+        "readySessionInstances": 10,
+    }
     assert "readySessionInstances" not in run_program("dev").one(SESSION_POOL_TYPE).inputs["scaleConfiguration"]
 
 
@@ -242,7 +257,9 @@ def test_custom_names_are_used_as_given() -> None:
     run = run_program("dev", {"poolName": "jsinterp01", "resourceGroupName": "rg-team.js(sandbox)"})
     assert run.one(SESSION_POOL_TYPE).inputs["sessionPoolName"] == "jsinterp01"
     assert run.one(RESOURCE_GROUP_TYPE).inputs["resourceGroupName"] == "rg-team.js(sandbox)"
-    assert run.outputs["sessionPoolId"].endswith("/resourceGroups/rg-team.js(sandbox)/providers/Microsoft.App/sessionPools/jsinterp01")
+    assert run.outputs["sessionPoolId"].endswith(
+        "/resourceGroups/rg-team.js(sandbox)/providers/Microsoft.App/sessionPools/jsinterp01"
+    )
 
 
 def test_preview_mode_registers_the_same_inputs() -> None:

@@ -1,0 +1,144 @@
+"""The pool the program declares is valid for Azure's own session-pool API description.
+
+Azure's spec (tests/data, source in SOURCES.md) is Swagger 2.0; it is turned into JSON Schema here:
+`$ref`s into the same file are inlined, enums marked `modelAsString` are open, read-only properties
+must not be sent, and unknown properties are refused so that a misspelled wire name fails. The
+`location` and `tags` of ARM's TrackedResource come from common-types, which the spec only links to,
+so they are written out here.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from conftest import SHIPPED_STACKS
+
+from offline.engine import SESSION_POOL_TYPE, ProgramRun
+
+SPEC_FILE = "resource-manager__Microsoft.App__ContainerApps__2026-01-01__SessionPools.json"
+EXAMPLE_FILE = "resource-manager__Microsoft.App__ContainerApps__2026-01-01__examples__SessionPools_LifecycleTimed_CreateOrUpdate.json"
+# Inputs that are path parameters or top-level ARM fields; everything else goes under "properties".
+PATH_PARAMETERS = {"resourceGroupName", "sessionPoolName"}
+TOP_LEVEL = {"location", "tags", "identity"}
+LOCAL_REF = "#/definitions/"
+SIMPLE_KEYWORDS = ("type", "pattern", "minLength", "maxLength", "minimum", "maximum", "required")
+
+
+def convert(node: dict[str, Any], definitions: dict[str, Any], *, closed_enums: bool = False) -> dict[str, Any]:
+    """Turn one Swagger schema node into JSON Schema (see the module docstring for the rules)."""
+    ref = node.get("$ref")
+    if ref is not None:
+        if not ref.startswith(LOCAL_REF):
+            return {}  # common-types, not part of this file: accept anything
+        return convert(definitions[ref[len(LOCAL_REF) :]], definitions, closed_enums=closed_enums)
+    schema: dict[str, Any] = {key: node[key] for key in SIMPLE_KEYWORDS if key in node}
+    if "enum" in node and (closed_enums or not node.get("x-ms-enum", {}).get("modelAsString", False)):
+        schema["enum"] = node["enum"]
+    if "properties" in node:
+        schema["properties"] = {
+            name: {"not": {}} if child.get("readOnly") else convert(child, definitions, closed_enums=closed_enums)
+            for name, child in node["properties"].items()
+        }
+        schema["additionalProperties"] = False
+    if "items" in node:
+        schema["items"] = convert(node["items"], definitions, closed_enums=closed_enums)
+    if isinstance(node.get("additionalProperties"), dict):
+        schema["additionalProperties"] = convert(node["additionalProperties"], definitions, closed_enums=closed_enums)
+    return schema
+
+
+@pytest.fixture(scope="module")
+def spec(data_dir: Path) -> dict[str, Any]:
+    return json.loads((data_dir / SPEC_FILE).read_text())
+
+
+def session_pool_schema(spec: dict[str, Any], *, closed_enums: bool = False) -> dict[str, Any]:
+    schema = convert(spec["definitions"]["SessionPool"], spec["definitions"], closed_enums=closed_enums)
+    schema["properties"]["location"] = {"type": "string", "minLength": 1}
+    schema["properties"]["tags"] = {"type": "object", "additionalProperties": {"type": "string"}}
+    schema["required"] = ["location"]
+    # ARM echoes these; a client never sends them.
+    for read_only in ("id", "name", "type", "systemData"):
+        schema["properties"][read_only] = {"not": {}}
+    return schema
+
+
+def arm_body(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Shape the pool's Pulumi wire inputs as the PUT body the provider sends."""
+    body = {key: value for key, value in inputs.items() if key in TOP_LEVEL}
+    body["properties"] = {key: value for key, value in inputs.items() if key not in TOP_LEVEL | PATH_PARAMETERS}
+    return body
+
+
+def validate(body: dict[str, Any], schema: dict[str, Any]) -> None:
+    jsonschema.Draft7Validator(schema).validate(body)
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_pool_matches_azure_session_pool_schema(
+    stack_runs: dict[str, ProgramRun], spec: dict[str, Any], stack: str
+) -> None:
+    pool = stack_runs[stack].one(SESSION_POOL_TYPE)
+    body = arm_body(pool.inputs)
+    assert set(body["properties"]) == {
+        "containerType",
+        "poolManagementType",
+        "scaleConfiguration",
+        "dynamicPoolConfiguration",
+        "sessionNetworkConfiguration",
+    }
+    validate(body, session_pool_schema(spec))
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_pool_name_matches_the_spec_path_parameter(
+    stack_runs: dict[str, ProgramRun], spec: dict[str, Any], stack: str
+) -> None:
+    rule = spec["parameters"]["SessionPoolNameParameter"]
+    name = stack_runs[stack].one(SESSION_POOL_TYPE).inputs["sessionPoolName"]
+    assert re.fullmatch(rule["pattern"], name)
+    assert rule["minLength"] <= len(name) <= rule["maxLength"]
+
+
+def test_nodelts_needs_the_open_enum(stack_runs: dict[str, ProgramRun], spec: dict[str, Any]) -> None:
+    # The spec lists only CustomContainer and PythonLTS: NodeLTS is valid only because the enum is open.
+    body = arm_body(stack_runs["dev"].one(SESSION_POOL_TYPE).inputs)
+    with pytest.raises(jsonschema.ValidationError, match="NodeLTS"):
+        validate(body, session_pool_schema(spec, closed_enums=True))
+
+
+def test_azure_example_request_passes_the_converted_schema(data_dir: Path, spec: dict[str, Any]) -> None:
+    example = json.loads((data_dir / EXAMPLE_FILE).read_text())
+    validate(example["parameters"]["sessionPoolEnvelope"], session_pool_schema(spec))
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            ("properties", "dynamicPoolConfiguration", "lifecycleConfig"),
+            {"cooldownPeriodInSeconds": 300},
+            "lifecycleConfig",
+        ),
+        (("properties", "scaleConfiguration", "maxConcurrentSessions"), "5", "is not of type 'integer'"),
+        (("properties", "poolManagementEndpoint"), "https://example.invalid", "poolManagementEndpoint"),
+        (("properties", "sessionNetworkConfiguration"), "EgressEnabled", "is not of type 'object'"),
+    ],
+)
+def test_schema_catches_wire_mistakes(
+    stack_runs: dict[str, ProgramRun], spec: dict[str, Any], path: tuple[str, ...], value: Any, message: str
+) -> None:
+    body = copy.deepcopy(arm_body(stack_runs["dev"].one(SESSION_POOL_TYPE).inputs))
+    target = body
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(jsonschema.ValidationError) as caught:
+        validate(body, session_pool_schema(spec))
+    assert message in str(caught.value)

@@ -22,7 +22,10 @@ from conftest import SHIPPED_STACKS
 from offline.engine import SESSION_POOL_TYPE, ProgramRun
 
 SPEC_FILE = "resource-manager__Microsoft.App__ContainerApps__2026-01-01__SessionPools.json"
-EXAMPLE_FILE = "resource-manager__Microsoft.App__ContainerApps__2026-01-01__examples__SessionPools_LifecycleTimed_CreateOrUpdate.json"
+EXAMPLE_FILE = (
+    "resource-manager__Microsoft.App__ContainerApps__2026-01-01__examples__"
+    "SessionPools_LifecycleTimed_CreateOrUpdate.json"
+)
 # Inputs that are path parameters or top-level ARM fields; everything else goes under "properties".
 PATH_PARAMETERS = {"resourceGroupName", "sessionPoolName"}
 TOP_LEVEL = {"location", "tags", "identity"}

@@ -13,13 +13,19 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from components.azure import SESSION_EXECUTOR_ROLE_ID, SESSION_EXECUTOR_ROLE_NAME
+from components.session_pool import COMPONENT_TYPE
 from offline.engine import (
     OFFLINE_DEPLOYER_OBJECT_ID,
     OFFLINE_SUBSCRIPTION_ID,
     PROJECT_NAME,
+    PROJECT_ROOT,
+    RESOURCE_GROUP_TYPE,
+    ROLE_ASSIGNMENT_TYPE,
+    SESSION_POOL_TYPE,
     EngineError,
     ProgramRun,
     RegisteredResource,
@@ -28,6 +34,20 @@ from offline.engine import (
 
 EXIT_OK = 0
 EXIT_CONFIG_ERROR = 2
+
+# Registration order is asynchronous; print in dependency order, siblings by name, so that two
+# plans of the same stack are identical and diff cleanly.
+_TYPE_ORDER = (COMPONENT_TYPE, RESOURCE_GROUP_TYPE, SESSION_POOL_TYPE, ROLE_ASSIGNMENT_TYPE)
+
+
+def ordered(resources: Sequence[RegisteredResource]) -> list[RegisteredResource]:
+    """Resources in a stable order: component, resource group, pool, role assignments by name."""
+
+    def rank(resource: RegisteredResource) -> tuple[int, str]:
+        known = resource.type in _TYPE_ORDER
+        return (_TYPE_ORDER.index(resource.type) if known else len(_TYPE_ORDER), resource.name)
+
+    return sorted(resources, key=rank)
 
 
 def _plain(value: Any) -> Any:
@@ -78,7 +98,7 @@ def plan_document(run: ProgramRun) -> dict[str, Any]:
         "engine": "pulumi mocks (offline)",
         "subscriptionId": OFFLINE_SUBSCRIPTION_ID,
         "deployerObjectId": OFFLINE_DEPLOYER_OBJECT_ID,
-        "resources": [resource_record(resource) for resource in run.resources],
+        "resources": [resource_record(resource) for resource in ordered(run.resources)],
         "outputs": _plain(run.outputs),
     }
 
@@ -91,7 +111,7 @@ def render_text(run: ProgramRun) -> str:
         "",
     ]
     parents = {resource.urn for resource in run.resources}
-    for resource in run.resources:
+    for resource in ordered(run.resources):
         indent = "    " if resource.parent in parents else ""
         suffix = "  [protected]" if resource.protect else ""
         lines.append(f"{indent}+ {resource.type}  {resource.name}{suffix}")
@@ -111,9 +131,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m offline.plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", default="dev", help="stack name; reads Pulumi.<stack>.yaml (default: dev)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        default=PROJECT_ROOT,
+        help="folder with Pulumi.yaml, __main__.py and the stack files (default: this project)",
+    )
     args = parser.parse_args(argv)
     try:
-        run = run_program(args.stack)
+        run = run_program(args.stack, project_dir=args.project_dir)
     except EngineError as error:
         print(f"offline plan: {error}", file=sys.stderr)
         return EXIT_CONFIG_ERROR

@@ -38,5 +38,15 @@ format: venv
 test: lint
 	$(PY) -m pytest
 
+bench: venv
+	$(PY) bench/bench_plan.py
+	$(PY) bench/bench_smoke.py
+
+# STACK must be named on the command line (or in the environment): the dev default above does
+# not count, so `make destroy` alone never picks a stack for you.
+destroy: venv
+	@STACK='$(if $(filter command line environment,$(origin STACK)),$(STACK))' CONFIRM='$(CONFIRM)' \
+		bash scripts/destroy.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

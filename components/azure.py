@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import re
 
+# Pulumi type tokens of the resources the program declares (pulumi-azure-native 3.x).
+RESOURCE_GROUP_TYPE = "azure-native:resources:ResourceGroup"
+SESSION_POOL_TYPE = "azure-native:app:ContainerAppsSessionPool"
+ROLE_ASSIGNMENT_TYPE = "azure-native:authorization:RoleAssignment"
+
 # Built-in role "Azure ContainerApps Session Executor": data action
 # Microsoft.App/sessionPools/interpreters/execute/action, nothing else.
 SESSION_EXECUTOR_ROLE_NAME = "Azure ContainerApps Session Executor"

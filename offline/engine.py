@@ -26,7 +26,7 @@ from pulumi.runtime.settings import get_root_resource
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from components.azure import session_pool_id
+from components.azure import RESOURCE_GROUP_TYPE, ROLE_ASSIGNMENT_TYPE, SESSION_POOL_TYPE, session_pool_id
 from components.settings import CONFIG_NAMESPACE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -40,9 +40,6 @@ OFFLINE_CLIENT_ID = "00000000-0000-4000-8000-0000000000c3"
 OFFLINE_DEPLOYER_OBJECT_ID = "00000000-0000-4000-8000-0000000000d4"
 
 GET_CLIENT_CONFIG = "azure-native:authorization:getClientConfig"
-RESOURCE_GROUP_TYPE = "azure-native:resources:ResourceGroup"
-SESSION_POOL_TYPE = "azure-native:app:ContainerAppsSessionPool"
-ROLE_ASSIGNMENT_TYPE = "azure-native:authorization:RoleAssignment"
 # The API version pulumi-azure-native 3.x sends for session pools.
 SESSION_POOL_API_VERSION = "2025-02-02-preview"
 

@@ -21,7 +21,7 @@ CODE_EXECUTE_PATH = "/code/execute"
 EXECUTIONS_PATH = "/executions"
 
 # Token audience of the data plane. Older clients used https://acasessions.io/.default.
-DEFAULT_TOKEN_SCOPE = "https://dynamicsessions.io/.default"
+DEFAULT_TOKEN_SCOPE = "https://dynamicsessions.io/.default"  # noqa: S105 - an audience, not a secret
 
 # Session identifier: 4-128 characters; letters, digits and | - & ^ % $ # ( ) { } [ ] ; < >
 IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z0-9|\-&^%$#(){}\[\];<>]{4,128}$")
@@ -50,3 +50,8 @@ HELLO_WORLD_CODE: dict[str, str] = {
     "Shell": "echo hello-world",
 }
 HELLO_WORLD_STDOUT = "hello-world\n"
+
+# Response headers of the 2024-10-02-preview generation: where to poll a pending execution
+# (relative, e.g. "/executions/<id>?api-version=...&identifier=...", or absolute) and its id.
+OPERATION_LOCATION_HEADER = "Operation-Location"
+OPERATION_ID_HEADER = "operation-id"

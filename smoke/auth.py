@@ -1,0 +1,179 @@
+"""Bearer tokens for the data plane, and the redaction that keeps them out of every output."""
+
+from __future__ import annotations
+
+import abc
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from smoke.errors import CredentialError
+from smoke.protocol import DEFAULT_TOKEN_SCOPE
+
+TOKEN_ENV_VAR = "DYNAMIC_SESSIONS_TOKEN"  # noqa: S105 - the variable's name, not a secret
+BEARER_PREFIX = "bearer "
+REDACTED = "[REDACTED]"
+# Secrets shorter than this (only ever test values; real tokens run to ~1500 characters) are
+# redacted only where they stand alone, so that a token like "x" does not mangle every word.
+MIN_SUBSTRING_SECRET_CHARS = 8
+_TOKEN_CHARACTER = r"[A-Za-z0-9._~+/=-]"  # noqa: S105 - a character class, not a secret
+# Ask for a new token this long before the cached one expires, so no request carries a token that
+# lapses in flight (a role-propagation wait can outlast a token's lifetime).
+TOKEN_REFRESH_MARGIN_SECONDS = 300.0
+# A command to show the user, not a secret.
+TOKEN_COMMAND = "az account get-access-token --resource https://dynamicsessions.io --query accessToken -o tsv"  # noqa: S105
+SIGN_IN_HINT = (
+    "Sign in with `az login` (or provide a managed identity / AZURE_CLIENT_ID, AZURE_TENANT_ID and "
+    f"AZURE_CLIENT_SECRET), or set {TOKEN_ENV_VAR} to the output of `{TOKEN_COMMAND}`."
+)
+
+
+class Redactor:
+    """Remembers every secret handed out and replaces it with ``[REDACTED]`` in any text."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, secret: str) -> None:
+        """Remember ``secret`` so that later text containing it is scrubbed."""
+        if secret:
+            with self._lock:
+                self._secrets.add(secret)
+
+    def __call__(self, text: str) -> str:
+        """Return ``text`` with every remembered secret replaced (longest first, so none leaks partly)."""
+        with self._lock:
+            secrets = sorted(self._secrets, key=len, reverse=True)
+        for secret in secrets:
+            if len(secret) >= MIN_SUBSTRING_SECRET_CHARS:
+                text = text.replace(secret, REDACTED)
+            else:
+                standalone = rf"(?<!{_TOKEN_CHARACTER}){re.escape(secret)}(?!{_TOKEN_CHARACTER})"
+                text = re.sub(standalone, REDACTED, text)
+        return text
+
+
+class TokenProvider(abc.ABC):
+    """Hands out the bearer token for each request and scrubs every token it handed out from text."""
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        self.redactor = redactor or Redactor()
+
+    @abc.abstractmethod
+    def get_token(self) -> str:
+        """Return a bearer token (without the ``Bearer`` prefix); raise CredentialError when there is none."""
+
+    def redact(self, text: str) -> str:
+        """Remove every token this provider has handed out from ``text``."""
+        return self.redactor(text)
+
+
+def normalize_raw_token(raw: str) -> str:
+    """Strip whitespace and a leading ``Bearer `` from a pasted token."""
+    token = raw.strip()
+    if token.lower().startswith(BEARER_PREFIX):
+        token = token[len(BEARER_PREFIX) :].strip()
+    return token
+
+
+class StaticTokenProvider(TokenProvider):
+    """A token given up front, e.g. from ``DYNAMIC_SESSIONS_TOKEN``."""
+
+    def __init__(self, raw_token: str, redactor: Redactor | None = None, *, source: str = TOKEN_ENV_VAR) -> None:
+        super().__init__(redactor)
+        # Remember the raw value too: if it is malformed, even the unnormalised text must never be shown.
+        self.redactor.add(raw_token.strip())
+        self._token = normalize_raw_token(raw_token)
+        if not self._token:
+            raise CredentialError(
+                f"{source} is set but holds no token. Set it to the output of `{TOKEN_COMMAND}`, "
+                "or unset it to use your Azure sign-in (`az login`)."
+            )
+        self.redactor.add(self._token)
+        if not self._token.isprintable() or any(character.isspace() for character in self._token):
+            # Such a value cannot go into an HTTP header; usually two values pasted together.
+            raise CredentialError(
+                f"{source} holds whitespace or control characters inside the token (value not shown). "
+                f"Set it to exactly the output of `{TOKEN_COMMAND}`."
+            )
+
+    def get_token(self) -> str:
+        """Return the fixed token."""
+        return self._token
+
+
+class AzureCredentialTokenProvider(TokenProvider):
+    """Tokens from azure-identity's DefaultAzureCredential, cached until shortly before they expire."""
+
+    def __init__(
+        self,
+        scope: str = DEFAULT_TOKEN_SCOPE,
+        redactor: Redactor | None = None,
+        *,
+        credential: Any | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(redactor)
+        self.scope = scope
+        self._credential = credential
+        self._wall_clock = wall_clock
+        self._token: str | None = None
+        self._expires_on = 0.0
+        self._lock = threading.Lock()
+
+    def _default_credential(self) -> Any:
+        # Imported here: azure-identity takes a noticeable time to import and is not needed when
+        # DYNAMIC_SESSIONS_TOKEN is set.
+        import logging
+
+        try:
+            from azure.identity import DefaultAzureCredential
+        except ImportError:
+            raise CredentialError(
+                "azure-identity is not installed, so no Azure sign-in can be used. Install it "
+                f"(pip install azure-identity) or set {TOKEN_ENV_VAR} to the output of `{TOKEN_COMMAND}`."
+            ) from None
+        # Without a handler, azure-identity's warnings about each failed credential reach stderr as a
+        # long multi-line dump; the single CredentialError below says what to do instead.
+        logging.getLogger("azure").addHandler(logging.NullHandler())
+        return DefaultAzureCredential()
+
+    def get_token(self) -> str:
+        """Return the cached token, or fetch a new one when it is missing or close to expiry."""
+        with self._lock:
+            now = self._wall_clock()
+            if self._token is not None and self._expires_on - now > TOKEN_REFRESH_MARGIN_SECONDS:
+                return self._token
+            if self._credential is None:
+                self._credential = self._default_credential()
+            try:
+                access = self._credential.get_token(self.scope)
+            except Exception as error:
+                # The chained credential's message lists every source it tried over many lines;
+                # the first line names the problem, the hint says how to fix it.
+                first_line = self.redact(str(error)).strip().splitlines()[0:1]
+                detail = f" ({first_line[0].rstrip('.')})" if first_line else ""
+                raise CredentialError(
+                    f"No Azure credential could provide a token for scope {self.scope}{detail}. {SIGN_IN_HINT}"
+                ) from None
+            self.redactor.add(access.token)
+            self._token = access.token
+            self._expires_on = float(access.expires_on)
+            return self._token
+
+
+def token_provider_from_env(
+    scope: str = DEFAULT_TOKEN_SCOPE,
+    env: Mapping[str, str] | None = None,
+    redactor: Redactor | None = None,
+) -> TokenProvider:
+    """``DYNAMIC_SESSIONS_TOKEN`` when set, otherwise DefaultAzureCredential for ``scope``."""
+    environ = os.environ if env is None else env
+    raw = environ.get(TOKEN_ENV_VAR)
+    if raw is not None:
+        return StaticTokenProvider(raw, redactor)
+    return AzureCredentialTokenProvider(scope, redactor)

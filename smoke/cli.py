@@ -1,0 +1,225 @@
+"""``python -m smoke``: a thin command line over run_smoke — parse flags, find the endpoint, print the verdict."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn, TextIO
+
+from smoke._version import __version__
+from smoke.auth import TOKEN_ENV_VAR, Redactor, normalize_raw_token, token_provider_from_env
+from smoke.endpoint import PoolEndpoint
+from smoke.errors import ConfigurationError
+from smoke.outcome import ExitCode
+from smoke.protocol import API_VERSIONS, CONTAINER_TYPES, DEFAULT_TOKEN_SCOPE
+from smoke.settings import (
+    DEFAULT_CONTAINER_TYPE,
+    DEFAULT_REQUEST_TIMEOUT_SECONDS,
+    DEFAULT_TIMEOUT_SECONDS,
+    validate_identifier,
+)
+
+PROG = "python -m smoke"
+ENDPOINT_ENV_VAR = "POOL_MANAGEMENT_ENDPOINT"
+ALL_API_VERSIONS = "all"
+PROGRESS_PREFIX = "smoke: "
+INTERRUPTED_EXIT_CODE = 130  # the shell convention for Ctrl-C
+
+EPILOG = f"""\
+endpoint: --endpoint, else --stack (pulumi stack output), else ${ENDPOINT_ENV_VAR}.
+token: ${TOKEN_ENV_VAR} when set, else DefaultAzureCredential (az login, managed identity, ...).
+
+exit codes:
+  0  hello-world ran and printed hello-world on every API version checked
+  1  the pool answered, but the execution failed or printed something else
+  2  usage or configuration error (no endpoint, bad URL, no credential, bad --identifier, bad flag)
+  3  still unauthorized (HTTP 401/403) when the deadline passed
+  4  unreachable or still failing (network, timeouts, 5xx, 404, 429, still running) at the deadline
+  with several API versions the worst decides, in the order 2 > 3 > 4 > 1 > 0.
+"""
+
+
+class _UsageError(Exception):
+    """argparse found a bad flag; raised instead of letting argparse exit, so --json can still answer."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{message} (see `{PROG} --help`)")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m smoke``."""
+    parser = _Parser(
+        prog=PROG,
+        description="Post-deploy smoke check: run hello-world in a dynamic-sessions code-interpreter pool.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--endpoint", metavar="URL", help="the pool management endpoint")
+    source.add_argument("--stack", metavar="NAME", help="read poolManagementEndpoint and containerType from a stack")
+    parser.add_argument(
+        "--api-version",
+        choices=[*API_VERSIONS, ALL_API_VERSIONS],
+        default=ALL_API_VERSIONS,
+        help="data-plane API generation to check (default: all, in order)",
+    )
+    parser.add_argument(
+        "--container-type",
+        choices=CONTAINER_TYPES,
+        help=f"language of the hello-world (default: the stack's containerType, else {DEFAULT_CONTAINER_TYPE})",
+    )
+    parser.add_argument("--identifier", metavar="ID", help="session identifier (default: a fresh smoke-<uuid>)")
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help=f"overall deadline for the whole check, waits included (default: {DEFAULT_TIMEOUT_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--request-timeout",
+        type=_seconds,
+        default=DEFAULT_REQUEST_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help=f"longest wait for one HTTP answer before retrying (default: {DEFAULT_REQUEST_TIMEOUT_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--scope", default=DEFAULT_TOKEN_SCOPE, help=f"token scope for Azure sign-in (default: {DEFAULT_TOKEN_SCOPE})"
+    )
+    parser.add_argument("--json", action="store_true", help="print exactly one JSON object instead of a line")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+class _Console:
+    """Every line the CLI prints goes through here, and through the token redactor."""
+
+    def __init__(self, stdout: TextIO, stderr: TextIO, redactor: Redactor) -> None:
+        self.stdout = stdout
+        self.stderr = stderr
+        self.redact = redactor
+
+    def result(self, text: str) -> None:
+        self.stdout.write(self.redact(text) + "\n")
+        self.stdout.flush()
+
+    def progress(self, line: str) -> None:
+        self.stderr.write(self.redact(PROGRESS_PREFIX + line) + "\n")
+        self.stderr.flush()
+
+
+def _resolve_endpoint(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, str | None]:
+    """The endpoint text and the container type the stack declares (None without --stack)."""
+    if args.endpoint is not None:
+        return args.endpoint, None
+    if args.stack is not None:
+        from smoke.stack import read_stack_outputs  # subprocess and shutil only load when needed
+
+        outputs = read_stack_outputs(args.stack)
+        return outputs.pool_management_endpoint, outputs.container_type
+    from_env = env.get(ENDPOINT_ENV_VAR, "").strip()
+    if from_env:
+        return from_env, None
+    raise ConfigurationError(
+        "No pool endpoint given: pass --endpoint URL, or --stack NAME to read the stack output "
+        f"poolManagementEndpoint, or set {ENDPOINT_ENV_VAR}."
+    )
+
+
+def _container_type(args: argparse.Namespace, from_stack: str | None) -> str:
+    if args.container_type is not None:
+        return args.container_type
+    if from_stack is None:
+        return DEFAULT_CONTAINER_TYPE
+    if from_stack not in CONTAINER_TYPES:
+        raise ConfigurationError(
+            f"Stack {args.stack!r} exports containerType {from_stack!r}, which has no built-in hello-world "
+            f"(supported: {', '.join(CONTAINER_TYPES)}); pass --container-type to choose one."
+        )
+    return from_stack
+
+
+def _config_error_json(message: str, endpoint: str | None) -> dict[str, Any]:
+    return {"ok": False, "endpoint": endpoint, "exitCode": int(ExitCode.USAGE), "results": [], "error": message}
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Run the command line; return the exit code (see the module epilog)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    env = os.environ if env is None else env
+    redactor = Redactor()
+    raw_token = env.get(TOKEN_ENV_VAR)
+    if raw_token:
+        # Known before anything can fail, so even the earliest error message is scrubbed.
+        redactor.add(raw_token.strip())
+        redactor.add(normalize_raw_token(raw_token))
+    console = _Console(stdout or sys.stdout, stderr or sys.stderr, redactor)
+    json_mode = "--json" in argv
+    endpoint_text: str | None = None
+    try:
+        args = build_parser().parse_args(argv)
+        json_mode = args.json
+        endpoint_text, stack_container_type = _resolve_endpoint(args, env)
+        endpoint = PoolEndpoint.parse(endpoint_text)
+        endpoint_text = endpoint.url
+        container_type = _container_type(args, stack_container_type)
+        identifier = validate_identifier(args.identifier) if args.identifier is not None else None
+        provider = token_provider_from_env(args.scope, env, redactor)
+        # Imported only now: requests is most of the start-up time, and usage errors need none of it.
+        from smoke.runner import run_smoke
+
+        report = run_smoke(
+            endpoint,
+            token_provider=provider,
+            api_versions=API_VERSIONS if args.api_version == ALL_API_VERSIONS else (args.api_version,),
+            container_type=container_type,
+            identifier=identifier,
+            timeout=args.timeout,
+            request_timeout=args.request_timeout,
+            progress=console.progress,
+        )
+    except (_UsageError, ConfigurationError) as error:
+        message = str(error)
+        console.progress(f"error: {message}")
+        if json_mode:
+            console.result(json.dumps(_config_error_json(message, endpoint_text)))
+        return int(ExitCode.USAGE)
+    except KeyboardInterrupt:
+        console.progress("interrupted")
+        return INTERRUPTED_EXIT_CODE
+    except Exception as error:
+        # A bug in the smoke check, not a verdict on the pool: show where, never the token.
+        import traceback
+
+        console.progress("internal error (a bug in the smoke check): " + traceback.format_exc().rstrip())
+        if json_mode:
+            payload = {"ok": False, "endpoint": endpoint_text, "exitCode": int(ExitCode.EXECUTION_FAILED)}
+            console.result(json.dumps({**payload, "results": [], "error": f"internal error: {error!r}"}))
+        return int(ExitCode.EXECUTION_FAILED)
+    if json_mode:
+        console.result(json.dumps(report.to_json()))
+    else:
+        console.result(report.summary())
+    return report.exit_code

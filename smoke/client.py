@@ -1,0 +1,213 @@
+"""A small data-plane client: one method per API call, one HTTP request each, no retrying here."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import requests
+
+from smoke._version import __version__
+from smoke.auth import TokenProvider
+from smoke.endpoint import PoolEndpoint
+from smoke.errors import SmokeError
+from smoke.protocol import (
+    API_2024_02,
+    API_2024_10,
+    CODE_EXECUTE_PATH,
+    DEFAULT_EXECUTION_TIMEOUT_SECONDS,
+    EXECUTIONS_PATH,
+)
+
+USER_AGENT = f"dynamic-sessions-smoke/{__version__} python-requests/{requests.__version__}"
+# Connecting should take well under a second; waiting longer only hides an unreachable host.
+CONNECT_TIMEOUT_SECONDS = 10.0
+# How much of a response body an error message quotes.
+BODY_EXCERPT_CHARS = 200
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_ERRNO_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
+
+
+class TransportError(SmokeError):
+    """The request got no HTTP answer: connection failed, or no response within the read timeout."""
+
+
+class MalformedResponseError(SmokeError):
+    """The answer is not the JSON object the API documents (an HTML page, truncated JSON, ...)."""
+
+
+def _one_line(text: str, limit: int = BODY_EXCERPT_CHARS) -> str:
+    collapsed = " ".join(text.split())
+    return collapsed if len(collapsed) <= limit else collapsed[: limit - 1] + "…"
+
+
+class HttpReply(NamedTuple):
+    """One HTTP answer, reduced to what the smoke check looks at."""
+
+    status_code: int
+    headers: Mapping[str, str]  # case-insensitive (requests' CaseInsensitiveDict)
+    text: str
+    url: str
+
+    def looks_like_html(self) -> bool:
+        """True for an HTML page (a gateway or proxy error page rather than an API answer)."""
+        content_type = self.headers.get("Content-Type", "").lower()
+        return "html" in content_type or self.text.lstrip()[:1] == "<"
+
+    def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object; MalformedResponseError (with a short excerpt) when it is anything else."""
+        if self.looks_like_html():
+            raise MalformedResponseError(f"the body is an HTML page, not JSON: {self.describe_body()}")
+        try:
+            body = json.loads(self.text)
+        except ValueError:
+            raise MalformedResponseError(f"the body is not valid JSON: {self.describe_body()}") from None
+        if not isinstance(body, dict):
+            raise MalformedResponseError(f"the body is JSON but not an object: {self.describe_body()}")
+        return body
+
+    def describe_body(self) -> str:
+        """One line about the body for error messages: Azure error code and message, HTML title, or excerpt."""
+        if not self.text.strip():
+            error_code = self.headers.get("x-ms-error-code")
+            return f"empty body (x-ms-error-code: {error_code})" if error_code else "empty body"
+        if self.looks_like_html():
+            title = _HTML_TITLE.search(self.text)
+            label = _one_line(title.group(1)) if title and title.group(1).strip() else _one_line(self.text)
+            return f"HTML page {label!r}"
+        try:
+            body = json.loads(self.text)
+        except ValueError:
+            return repr(_one_line(self.text))
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict) and (error.get("code") or error.get("message")):
+            return _one_line(f"{error.get('code', 'Error')}: {error.get('message', '')}".strip().rstrip(":"))
+        return _one_line(self.text)
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    """Adds the bearer token when the request is sent (so a refreshed token is picked up)."""
+
+    def __init__(self, token_provider: TokenProvider) -> None:
+        self._token_provider = token_provider
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token_provider.get_token()}"
+        return request
+
+
+def _transport_reason(error: requests.RequestException) -> str:
+    """A short cause for a failed request, instead of urllib3's nested exception text."""
+    found = _ERRNO_REASON.search(str(error))
+    return found.group(1).strip() if found else type(error).__name__
+
+
+class SessionPoolClient:
+    """Holds the endpoint, the token provider and an HTTP session; each method sends exactly one request.
+
+    Methods return the HttpReply whatever its status (the caller decides what to retry) and raise
+    TransportError when no answer arrived. Redirects are not followed: a token must not travel on.
+    """
+
+    def __init__(
+        self,
+        endpoint: PoolEndpoint,
+        token_provider: TokenProvider,
+        *,
+        session: requests.Session | None = None,
+        user_agent: str = USER_AGENT,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+    ) -> None:
+        self.endpoint = endpoint
+        self.token_provider = token_provider
+        # A session handed in belongs to the caller, who closes it; only our own is closed here.
+        self._owns_session = session is None
+        self.session = session or requests.Session()
+        self.user_agent = user_agent
+        self.connect_timeout = connect_timeout
+        self._auth = _BearerAuth(token_provider)
+
+    def close(self) -> None:
+        """Close the HTTP session's connections, unless the caller supplied the session."""
+        if self._owns_session:
+            self.session.close()
+
+    def __enter__(self) -> SessionPoolClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def execute_code_legacy(self, code: str, identifier: str, *, timeout: float) -> HttpReply:
+        """2024-02-02-preview: ``POST {endpoint}/code/execute`` with a synchronous inline execution."""
+        body = {"properties": {"codeInputType": "inline", "executionType": "synchronous", "code": code}}
+        url = self.endpoint.join(CODE_EXECUTE_PATH, {"api-version": API_2024_02, "identifier": identifier})
+        return self._send("POST", url, timeout, body)
+
+    def start_execution(
+        self,
+        code: str,
+        identifier: str,
+        *,
+        timeout: float,
+        api_version: str = API_2024_10,
+        execution_timeout_seconds: int = DEFAULT_EXECUTION_TIMEOUT_SECONDS,
+    ) -> HttpReply:
+        """2024-10-02-preview and later: ``POST {endpoint}/executions`` (answered 200 or 202)."""
+        body = {
+            "code": code,
+            "codeInputType": "Inline",
+            "executionType": "Synchronous",
+            "timeoutInSeconds": execution_timeout_seconds,
+        }
+        url = self.endpoint.join(EXECUTIONS_PATH, {"api-version": api_version, "identifier": identifier})
+        return self._send("POST", url, timeout, body)
+
+    def get_execution(
+        self, execution_id: str, identifier: str, *, timeout: float, api_version: str = API_2024_10
+    ) -> HttpReply:
+        """``GET {endpoint}/executions/{id}``: the state of an execution that was still running."""
+        path = f"{EXECUTIONS_PATH}/{requests.utils.quote(execution_id, safe='')}"
+        url = self.endpoint.join(path, {"api-version": api_version, "identifier": identifier})
+        return self._send("GET", url, timeout)
+
+    def get_operation(self, url: str, *, timeout: float) -> HttpReply:
+        """``GET`` an Operation-Location URL; refuses any URL outside the endpoint's origin."""
+        if not self.endpoint.same_origin(url):
+            raise SmokeError(
+                f"Refusing to send the token to {url!r}: it is not on the pool endpoint's host {self.endpoint.origin}."
+            )
+        return self._send("GET", url, timeout)
+
+    def _send(self, method: str, url: str, timeout: float, body: dict[str, Any] | None = None) -> HttpReply:
+        try:
+            response = self.session.request(
+                method,
+                url,
+                json=body,
+                auth=self._auth,
+                headers={"User-Agent": self.user_agent, "Accept": "application/json"},
+                timeout=(min(self.connect_timeout, timeout), timeout),
+                allow_redirects=False,
+            )
+        except requests.Timeout as error:
+            phase = "connecting" if isinstance(error, requests.ConnectTimeout) else "reading the answer"
+            raise TransportError(f"no answer within {timeout:.1f} s ({phase} timed out)") from None
+        except requests.ConnectionError as error:
+            if "timed out" in str(error).lower():  # a read timeout while the body streams in
+                raise TransportError(f"no answer within {timeout:.1f} s (reading the answer timed out)") from None
+            raise TransportError(
+                self.token_provider.redact(f"could not connect to {self.endpoint.origin} ({_transport_reason(error)})")
+            ) from None
+        except requests.RequestException as error:
+            raise TransportError(self.token_provider.redact(f"request failed ({_transport_reason(error)})")) from None
+        return HttpReply(
+            status_code=response.status_code,
+            headers=response.headers,
+            # Scrubbed at the source: a server that echoes the Authorization header must not leak it.
+            # JSON is UTF-8 unless a charset says otherwise; decoding directly skips charset guessing.
+            text=self.token_provider.redact(response.content.decode(response.encoding or "utf-8", errors="replace")),
+            url=url,
+        )

@@ -1,0 +1,339 @@
+"""Pure unit tests of the smoke check's building blocks: endpoint, identifier, backoff, tokens, outcomes."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from email.utils import formatdate
+from types import SimpleNamespace
+
+import pytest
+from requests.structures import CaseInsensitiveDict
+
+from smoke import (
+    AzureCredentialTokenProvider,
+    Backoff,
+    ConfigurationError,
+    CredentialError,
+    HttpReply,
+    Outcome,
+    PoolEndpoint,
+    Redactor,
+    StaticTokenProvider,
+    new_identifier,
+    stdout_matches,
+    validate_identifier,
+)
+from smoke.auth import REDACTED, normalize_raw_token, token_provider_from_env
+from smoke.outcome import worst_outcome
+from smoke.protocol import IDENTIFIER_PATTERN
+from smoke.runner import classify_reply
+from smoke.waiting import BACKOFF_CAP_SECONDS, parse_retry_after
+
+REGIONAL = "https://westus2.dynamicsessions.io/subscriptions/sub/resourceGroups/rg/sessionPools/pool"
+APP_HOST = "https://pool.happyhill-70162bb9.westus2.azurecontainerapps.io"
+PARAMS = {"api-version": "2024-10-02-preview", "identifier": "id-1"}
+
+
+# --- endpoint -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (REGIONAL, REGIONAL),
+        (REGIONAL + "/", REGIONAL),
+        (REGIONAL + "//", REGIONAL),
+        (APP_HOST, APP_HOST),
+        (APP_HOST + "/", APP_HOST),
+        ("  " + APP_HOST + "\n", APP_HOST),
+        ("HTTPS://Pool.Example.IO:443/x/", "https://pool.example.io/x"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("http://localhost:9/pool/", "http://localhost:9/pool"),
+        ("http://[::1]:7000", "http://[::1]:7000"),
+    ],
+)
+def test_endpoint_accepts_documented_shapes_and_loopback_http(url: str, expected: str) -> None:
+    assert PoolEndpoint.parse(url).url == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("", "empty"),
+        ("http://pool.example.com", "plain http"),
+        ("http://10.0.0.1:80", "plain http"),
+        ("ftp://pool.example.com", "not an absolute https"),
+        ("pool.example.com/sessionPools/x", "not an absolute https"),
+        ("https://", "not an absolute https"),
+        ("https://user:pw@pool.example.com", "user name or password"),
+        ("http://user:pw@pool.example.com:99999", "user name or password"),
+        ("https://pool.example.com/?api-version=1", "query string"),
+        ("https://pool.example.com/#frag", "query string"),
+        ("https://pool.example.com:99999", "not a valid URL"),
+    ],
+)
+def test_endpoint_rejects_bad_urls_with_a_sentence(url: str, fragment: str) -> None:
+    with pytest.raises(ConfigurationError, match=fragment) as caught:
+        PoolEndpoint.parse(url)
+    assert "pw" not in str(caught.value)  # a password in a URL is never echoed
+
+
+def test_join_keeps_the_base_path_and_encodes_the_identifier() -> None:
+    endpoint = PoolEndpoint.parse(REGIONAL + "/")
+    url = endpoint.join("/code/execute", {"api-version": "2024-02-02-preview", "identifier": "a&b#c%d;e"})
+    assert url == REGIONAL + "/code/execute?api-version=2024-02-02-preview&identifier=a%26b%23c%25d%3Be"
+
+
+def test_join_on_a_host_only_endpoint() -> None:
+    assert PoolEndpoint.parse(APP_HOST).join("/executions", PARAMS) == (
+        APP_HOST + "/executions?api-version=2024-10-02-preview&identifier=id-1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [
+        # Relative, as the sample shows: joined below the base path.
+        (
+            "/executions/abc?api-version=2024-10-02-preview&identifier=id-1",
+            REGIONAL + "/executions/abc?api-version=2024-10-02-preview&identifier=id-1",
+        ),
+        # Relative but already carrying the base path: not doubled.
+        (
+            "/subscriptions/sub/resourceGroups/rg/sessionPools/pool/executions/abc",
+            REGIONAL + "/executions/abc?api-version=2024-10-02-preview&identifier=id-1",
+        ),
+        ("executions/abc", REGIONAL + "/executions/abc?api-version=2024-10-02-preview&identifier=id-1"),
+        # Absolute on the same origin (explicit default port): followed as is, missing params added.
+        (
+            "https://westus2.dynamicsessions.io:443/other/executions/abc?identifier=id-1",
+            "https://westus2.dynamicsessions.io:443/other/executions/abc?identifier=id-1&api-version=2024-10-02-preview",
+        ),
+    ],
+)
+def test_operation_location_is_resolved_against_the_endpoint(location: str, expected: str) -> None:
+    assert PoolEndpoint.parse(REGIONAL).resolve_location(location, PARAMS) == expected
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "https://evil.example.com/executions/abc",
+        "http://westus2.dynamicsessions.io/executions/abc",
+        "https://westus2.dynamicsessions.io:8443/executions/abc",
+        "//evil.example.com/executions/abc",
+    ],
+)
+def test_operation_location_elsewhere_is_refused(location: str) -> None:
+    endpoint = PoolEndpoint.parse(REGIONAL)
+    assert endpoint.resolve_location(location, PARAMS) is None
+    assert not endpoint.same_origin(location)
+
+
+# --- identifier and output ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("identifier", ["abcd", "0f8fad5b-d9cb-469f-a165-70867728950e", "a|b&c^d%e$f#(g){h}[i];<j>"])
+def test_valid_identifiers(identifier: str) -> None:
+    assert validate_identifier(identifier) == identifier
+
+
+@pytest.mark.parametrize("identifier", ["abc", "x" * 129, "has space", "slash/no", "q?x1", "", "ünï-code"])
+def test_invalid_identifiers_name_the_rule(identifier: str) -> None:
+    with pytest.raises(ConfigurationError, match="4-128 characters"):
+        validate_identifier(identifier)
+
+
+def test_new_identifiers_are_valid_and_fresh() -> None:
+    first, second = new_identifier(), new_identifier()
+    assert first != second
+    assert IDENTIFIER_PATTERN.fullmatch(first)
+
+
+@pytest.mark.parametrize(
+    ("stdout", "ok"),
+    [
+        ("hello-world\n", True),
+        ("hello-world\r\n", True),
+        ("hello-world", False),
+        ("hello-world\n\n", False),
+        (" hello-world\n", False),
+        ("Hello-World\n", False),
+        ("hello world\n", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_stdout_check_is_strict_but_tolerates_crlf(stdout: str | None, ok: bool) -> None:
+    assert stdout_matches(stdout) is ok
+
+
+# --- waiting ----------------------------------------------------------------------------------------
+
+
+def test_backoff_starts_near_one_second_grows_and_caps() -> None:
+    backoff = Backoff(jitter=0.0)
+    delays = [backoff.next_delay() for _ in range(30)]
+    assert delays[0] == pytest.approx(1.0)
+    assert delays[1] == pytest.approx(1.25)
+    assert all(later >= earlier for earlier, later in itertools.pairwise(delays))
+    assert max(delays) == pytest.approx(BACKOFF_CAP_SECONDS)
+
+
+def test_backoff_jitter_stays_within_its_band_and_under_the_cap() -> None:
+    backoff = Backoff(rng=random.Random(7))
+    nominal = Backoff(jitter=0.0)
+    for _ in range(40):
+        delay, expected = backoff.next_delay(), nominal.next_delay()
+        assert 0.9 * expected - 1e-9 <= delay <= min(BACKOFF_CAP_SECONDS, 1.1 * expected) + 1e-9
+
+
+def test_retry_after_seconds_and_http_dates() -> None:
+    now = 1_700_000_000.0
+    assert parse_retry_after("2", now) == 2.0
+    assert parse_retry_after(" 0 ", now) == 0.0
+    assert parse_retry_after("-5", now) == 0.0
+    assert parse_retry_after(formatdate(now + 30, usegmt=True), now) == pytest.approx(30.0)
+    assert parse_retry_after(formatdate(now - 30, usegmt=True), now) == 0.0
+    assert parse_retry_after("soon", now) is None
+    assert parse_retry_after(None, now) is None
+
+
+# --- tokens -----------------------------------------------------------------------------------------
+
+
+def test_raw_token_normalisation() -> None:
+    assert normalize_raw_token("  Bearer abc.def \n") == "abc.def"
+    assert normalize_raw_token("bearer xyz") == "xyz"
+    assert normalize_raw_token("eyJ0eXAi.payload.sig\n") == "eyJ0eXAi.payload.sig"
+
+
+def test_empty_token_variable_is_a_credential_error() -> None:
+    with pytest.raises(CredentialError, match="DYNAMIC_SESSIONS_TOKEN is set but holds no token"):
+        token_provider_from_env(env={"DYNAMIC_SESSIONS_TOKEN": "  \n"})
+
+
+def test_token_with_inner_whitespace_is_refused_without_echoing_it() -> None:
+    with pytest.raises(CredentialError, match="whitespace or control characters") as caught:
+        StaticTokenProvider("first-token\nsecond-token")
+    assert "first-token" not in str(caught.value)
+
+
+def test_env_token_wins_and_is_redacted() -> None:
+    provider = token_provider_from_env(env={"DYNAMIC_SESSIONS_TOKEN": "Bearer s3cr3t-token\n"})
+    assert isinstance(provider, StaticTokenProvider)
+    assert provider.get_token() == "s3cr3t-token"
+    assert provider.redact("echo: s3cr3t-token!") == f"echo: {REDACTED}!"
+    assert "s3cr3t" not in provider.redact("echo: Bearer s3cr3t-token\n")
+
+
+def test_short_test_tokens_are_redacted_only_where_they_stand_alone() -> None:
+    redactor = Redactor()
+    redactor.add("x")
+    assert redactor("exit 4; token x; Bearer x") == f"exit 4; token {REDACTED}; Bearer {REDACTED}"
+
+
+def test_redactor_scrubs_every_secret_it_knows() -> None:
+    redactor = Redactor()
+    redactor.add("tok-1")
+    redactor.add("tok-1-longer")
+    assert redactor("a tok-1-longer b tok-1 c") == f"a {REDACTED} b {REDACTED} c"
+
+
+class _FakeCredential:
+    """Stands in for DefaultAzureCredential: hands out numbered tokens expiring ``lifetime`` s after issue."""
+
+    def __init__(self, clock: list[float], lifetime: float, error: Exception | None = None) -> None:
+        self.clock = clock
+        self.lifetime = lifetime
+        self.error = error
+        self.scopes: list[str] = []
+
+    def get_token(self, scope: str) -> SimpleNamespace:
+        self.scopes.append(scope)
+        if self.error is not None:
+            raise self.error
+        return SimpleNamespace(token=f"azure-token-{len(self.scopes)}", expires_on=self.clock[0] + self.lifetime)
+
+
+def test_azure_token_is_cached_until_near_expiry_then_refreshed() -> None:
+    now = [1_000.0]
+    credential = _FakeCredential(now, lifetime=3600)
+    provider = AzureCredentialTokenProvider(
+        "https://acasessions.io/.default", credential=credential, wall_clock=lambda: now[0]
+    )
+    assert provider.get_token() == "azure-token-1"
+    now[0] += 3000  # 600 s left: still cached
+    assert provider.get_token() == "azure-token-1"
+    now[0] += 400  # 200 s left: inside the refresh margin
+    assert provider.get_token() == "azure-token-2"
+    assert credential.scopes == ["https://acasessions.io/.default"] * 2
+    assert provider.redact("azure-token-1 azure-token-2") == f"{REDACTED} {REDACTED}"
+
+
+def test_missing_azure_credential_says_how_to_sign_in() -> None:
+    credential = _FakeCredential(
+        [0.0], 0, error=RuntimeError("DefaultAzureCredential failed.\nEnvironmentCredential: ...")
+    )
+    provider = AzureCredentialTokenProvider(credential=credential)
+    with pytest.raises(CredentialError) as caught:
+        provider.get_token()
+    message = str(caught.value)
+    assert "az login" in message
+    assert "DYNAMIC_SESSIONS_TOKEN" in message
+    assert "EnvironmentCredential" not in message  # one line, not the whole chain
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+# --- outcomes -------------------------------------------------------------------------------------
+
+
+def test_worst_outcome_order_and_exit_codes() -> None:
+    assert worst_outcome([Outcome.PASSED, Outcome.FAILED]) is Outcome.FAILED
+    assert worst_outcome([Outcome.FAILED, Outcome.UNREACHABLE]) is Outcome.UNREACHABLE
+    assert worst_outcome([Outcome.UNREACHABLE, Outcome.UNAUTHORIZED]) is Outcome.UNAUTHORIZED
+    assert worst_outcome([Outcome.UNAUTHORIZED, Outcome.CONFIGURATION]) is Outcome.CONFIGURATION
+    assert worst_outcome([]) is Outcome.UNREACHABLE
+    assert [outcome.exit_code for outcome in Outcome] == [0, 1, 4, 3, 2]
+
+
+def _reply(status: int, text: str = "", **headers: str) -> HttpReply:
+    return HttpReply(status, CaseInsensitiveDict(headers), text, "http://127.0.0.1/x")
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome", "retryable"),
+    [
+        (401, Outcome.UNAUTHORIZED, True),
+        (403, Outcome.UNAUTHORIZED, True),
+        (404, Outcome.UNREACHABLE, True),
+        (429, Outcome.UNREACHABLE, True),
+        (500, Outcome.UNREACHABLE, True),
+        (503, Outcome.UNREACHABLE, True),
+        (400, Outcome.FAILED, False),
+        (409, Outcome.FAILED, False),
+        (302, Outcome.FAILED, False),
+    ],
+)
+def test_status_classification(status: int, outcome: Outcome, retryable: bool) -> None:
+    problem = classify_reply(_reply(status), 0.0)
+    assert problem is not None
+    assert (problem.outcome, problem.retryable) == (outcome, retryable)
+    assert classify_reply(_reply(202), 0.0) is None
+
+
+def test_error_descriptions_are_one_readable_line() -> None:
+    azure = _reply(400, '{"error": {"code": "InvalidIdentifier", "message": "bad\\nthing"}}')
+    assert azure.describe_body() == "InvalidIdentifier: bad thing"
+    html = _reply(502, "<html><head><title>502 Bad Gateway</title></head><body>...</body></html>")
+    assert html.describe_body() == "HTML page '502 Bad Gateway'"
+    assert _reply(503, "", **{"x-ms-error-code": "Busy"}).describe_body() == "empty body (x-ms-error-code: Busy)"
+    assert classify_reply(_reply(429, "", **{"Retry-After": "3"}), 0.0).retry_after == 3.0
+
+
+def test_every_public_name_resolves() -> None:
+    import smoke
+
+    for name in smoke.__all__:
+        assert getattr(smoke, name) is not None, name

@@ -21,6 +21,9 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed
 
+demo: venv
+	$(PY) -m offline.demo --stack $(STACK)
+
 plan: venv
 	$(PY) -m offline.plan --stack $(STACK) $(if $(JSON),--json,)
 

@@ -1,0 +1,40 @@
+"""The README's first command, `make demo`, as a person runs it (its Python entry point)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def demo(project_root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "offline.demo", *args],
+        cwd=project_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+        check=False,
+    )
+
+
+def test_demo_renders_the_stack_runs_hello_world_both_ways_and_passes(project_root: Path) -> None:
+    result = demo(project_root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "+ azure-native:app:ContainerAppsSessionPool  pool-pool" in out
+    assert "Start the local pool (NodeLTS, 5 sessions, cooldown 300 s)" in out
+    assert out.count('"stdout": "hello-world\\n"') == 2
+    assert '"status": "Success"' in out and '"status": "Succeeded"' in out
+    assert "PASS hello-world ran on http://127.0.0.1:" in out
+    assert "demo: PASS (smoke check exit code 0)" in out
+    assert "Bearer" not in out + result.stderr
+
+
+def test_demo_says_clearly_when_node_is_missing(project_root: Path, tmp_path: Path) -> None:
+    result = demo(project_root, LOCALPOOL_NODE=str(tmp_path / "no-node-here"))
+    assert result.returncode == 2
+    assert "Node.js was not found" in result.stderr
+    assert "Traceback" not in result.stderr

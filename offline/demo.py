@@ -24,8 +24,8 @@ from collections.abc import Sequence
 
 from components.azure import SESSION_POOL_TYPE
 from localpool import LocalPool, NodeUnavailableError, UnsupportedContainerTypeError, check_container_type
-from offline.engine import EngineError, ProgramRun, run_program
-from offline.plan import EXIT_CONFIG_ERROR, ordered
+from offline.engine import ProgramRun
+from offline.plan import EXIT_CONFIG_ERROR, ordered, run_or_explain
 from smoke import PoolEndpoint, SessionPoolClient, StaticTokenProvider, new_identifier
 from smoke.protocol import API_2024_02, API_2024_10, HELLO_WORLD_CODE
 
@@ -40,13 +40,8 @@ def step(number: int, title: str) -> None:
 
 def render_stack(stack: str) -> ProgramRun | None:
     """Step 1: the stack under the mock engine; None (with the reason on stderr) when rejected."""
-    try:
-        run = run_program(stack)
-    except EngineError as error:
-        print(f"demo: {error}", file=sys.stderr)
-        return None
-    if run.error:
-        print(run.error, file=sys.stderr)
+    run = run_or_explain(stack, prefix="demo")
+    if run is None:
         return None
     for resource in ordered(run.resources):
         print(f"  + {resource.type}  {resource.name}")

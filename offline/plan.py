@@ -126,6 +126,19 @@ def render_text(run: ProgramRun) -> str:
     return "\n".join(lines)
 
 
+def run_or_explain(stack: str, project_dir: Path = PROJECT_ROOT, prefix: str = "offline plan") -> ProgramRun | None:
+    """Run the program for a stack; on a rejected or unreadable stack print why to stderr and return None."""
+    try:
+        run = run_program(stack, project_dir=project_dir)
+    except EngineError as error:
+        print(f"{prefix}: {error}", file=sys.stderr)
+        return None
+    if run.error:
+        print(run.error, file=sys.stderr)
+        return None
+    return run
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m offline.plan`."""
     parser = argparse.ArgumentParser(prog="python -m offline.plan", description=__doc__.split("\n\n")[0])
@@ -138,13 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="folder with Pulumi.yaml, __main__.py and the stack files (default: this project)",
     )
     args = parser.parse_args(argv)
-    try:
-        run = run_program(args.stack, project_dir=args.project_dir)
-    except EngineError as error:
-        print(f"offline plan: {error}", file=sys.stderr)
-        return EXIT_CONFIG_ERROR
-    if run.error:
-        print(run.error, file=sys.stderr)
+    run = run_or_explain(args.stack, args.project_dir)
+    if run is None:
         return EXIT_CONFIG_ERROR
     print(json.dumps(plan_document(run), indent=2) if args.json else render_text(run))
     return EXIT_OK

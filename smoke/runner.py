@@ -324,6 +324,30 @@ def _error_message(error: object) -> str | None:
     return str(error) if error else None
 
 
+def _finished(
+    check: _VersionCheck,
+    reply: HttpReply,
+    status: str | None,
+    stdout: object,
+    stderr: str | None,
+    result: dict[str, Any],
+    reason: str | None,
+) -> SmokeResult:
+    """The result of an execution that finished: passed unless a reason to fail was found."""
+    return SmokeResult(
+        api_version=check.api_version,
+        outcome=Outcome.FAILED if reason else Outcome.PASSED,
+        http_status=reply.status_code,
+        status=status,
+        stdout=_str_or_none(stdout),
+        stderr=stderr,
+        attempts=check.attempts,
+        latency_ms=check.latency_ms(),
+        execution_time_ms=_int_or_none(result.get("executionTimeInMilliseconds")),
+        error=reason,
+    )
+
+
 def _check_legacy(check: _VersionCheck, code: str, identifier: str) -> SmokeResult:
     """2024-02-02-preview: a synchronous ``/code/execute`` answered with ``properties.status``."""
     reply = check.request(lambda timeout: check.client.execute_code_legacy(code, identifier, timeout=timeout))
@@ -345,18 +369,7 @@ def _check_legacy(check: _VersionCheck, code: str, identifier: str) -> SmokeResu
         reason += "".join(f"; {detail}" for detail in details if detail)
     elif not stdout_matches(stdout):
         reason = _wrong_output_reason(stdout)
-    return SmokeResult(
-        api_version=check.api_version,
-        outcome=Outcome.FAILED if reason else Outcome.PASSED,
-        http_status=reply.status_code,
-        status=status,
-        stdout=_str_or_none(stdout),
-        stderr=stderr,
-        attempts=check.attempts,
-        latency_ms=check.latency_ms(),
-        execution_time_ms=_int_or_none(properties.get("executionTimeInMilliseconds")),
-        error=reason,
-    )
+    return _finished(check, reply, status, stdout, stderr, properties, reason)
 
 
 def _poll_sender(
@@ -416,18 +429,7 @@ def _check_executions(check: _VersionCheck, code: str, identifier: str) -> Smoke
         reason = f"execution {status}" + "".join(f"; {detail}" for detail in details if detail)
     elif not stdout_matches(stdout):
         reason = _wrong_output_reason(stdout)
-    return SmokeResult(
-        api_version=check.api_version,
-        outcome=Outcome.FAILED if reason else Outcome.PASSED,
-        http_status=reply.status_code,
-        status=status,
-        stdout=_str_or_none(stdout),
-        stderr=stderr,
-        attempts=check.attempts,
-        latency_ms=check.latency_ms(),
-        execution_time_ms=_int_or_none(result.get("executionTimeInMilliseconds")),
-        error=reason,
-    )
+    return _finished(check, reply, status, stdout, stderr, result, reason)
 
 
 _CHECKS: dict[str, Callable[[_VersionCheck, str, str], SmokeResult]] = {

@@ -15,6 +15,8 @@ API_2024_02 = "2024-02-02-preview"
 # The second generation: POST {endpoint}/executions, answered 202 (200 from 2025-10-02-preview).
 API_2024_10 = "2024-10-02-preview"
 API_VERSIONS: tuple[str, ...] = (API_2024_02, API_2024_10)
+# A later /executions version: answered 200 instead of 202; the local pool speaks it too.
+API_2025_10 = "2025-10-02-preview"
 
 # Path suffixes below the pool management endpoint, one per generation.
 CODE_EXECUTE_PATH = "/code/execute"

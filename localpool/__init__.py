@@ -1,0 +1,25 @@
+"""An offline stand-in for the data plane of an Azure Container Apps NodeLTS dynamic-sessions pool.
+
+Start it with ``python -m localpool`` or, from Python, ``with LocalPool() as pool: ... pool.endpoint``.
+"""
+
+from __future__ import annotations
+
+from localpool.constants import BASE_PATH, ENDPOINT_LINE_PREFIX
+from localpool.node import NodeRuntime, NodeUnavailableError, find_node
+from localpool.pool import LocalPool, UnsupportedContainerTypeError, check_container_type
+from localpool.server import LEGACY_STATUS_FAILURE
+from smoke.protocol import API_2025_10
+
+__all__ = [
+    "API_2025_10",
+    "BASE_PATH",
+    "ENDPOINT_LINE_PREFIX",
+    "LEGACY_STATUS_FAILURE",
+    "LocalPool",
+    "NodeRuntime",
+    "NodeUnavailableError",
+    "UnsupportedContainerTypeError",
+    "check_container_type",
+    "find_node",
+]

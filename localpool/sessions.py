@@ -1,0 +1,316 @@
+"""Sessions of the local pool: one contained Node.js interpreter per identifier, ended after a cooldown."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from localpool.constants import MAX_EXECUTION_RECORDS_PER_SESSION, MAX_REAPER_INTERVAL_SECONDS, SESSION_HEAP_MB
+from localpool.node import Interpreter, InterpreterError, NodeRuntime, RunOutcome
+from smoke.protocol import (
+    OUTPUT_STREAM_MAX_CHARS,
+    PENDING_STATUSES,
+    STATUS_FAILED,
+    STATUS_NOT_STARTED,
+    STATUS_RUNNING,
+    STATUS_SUCCEEDED,
+)
+
+# Error codes of failed executions ("error": {"code": ...} in the 2024-10-02-preview generation).
+ERROR_EXECUTION = "ExecutionError"
+ERROR_TIMEOUT = "ExecutionTimeout"
+ERROR_CRASHED = "InterpreterCrashed"
+ERROR_START_FAILED = "InterpreterStartFailed"
+# Words V8 writes to stderr when it dies for lack of memory.
+_OUT_OF_MEMORY_MARKERS = ("heap limit", "out of memory", "oom", "allocation failed")
+
+
+class SessionLimitError(RuntimeError):
+    """A new session would exceed the pool's maximum number of live sessions."""
+
+
+@dataclass
+class Execution:
+    """One code execution and its (eventual) result, as both API generations report it."""
+
+    id: str
+    identifier: str
+    execution_type: str
+    status: str = STATUS_NOT_STARTED
+    stdout: str = ""
+    stderr: str = ""
+    result: str = ""
+    time_ms: int = 0
+    error_code: str = ""
+    error_message: str = ""
+    finished: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def pending(self) -> bool:
+        """Whether the execution has not finished yet."""
+        return self.status in PENDING_STATUSES
+
+    def finish(self, outcome: RunOutcome, timeout: float) -> None:
+        """Record an interpreter outcome; the status is written last so readers see whole results."""
+        self.stdout = outcome.stdout[:OUTPUT_STREAM_MAX_CHARS]
+        self.result = outcome.result[:OUTPUT_STREAM_MAX_CHARS]
+        self.time_ms = outcome.duration_ms
+        stderr = outcome.stderr
+        if outcome.kind == "ok":
+            status = STATUS_SUCCEEDED
+        else:
+            status = STATUS_FAILED
+            self.error_code, self.error_message = _describe_failure(outcome, timeout)
+            if outcome.kind != "error":
+                # The runner already wrote "Uncaught ..." for errors; say what happened otherwise.
+                stderr = f"{stderr}{self.error_message}\n"
+        self.stderr = stderr[:OUTPUT_STREAM_MAX_CHARS]
+        self.status = status
+        self.finished.set()
+
+    def fail(self, code: str, message: str) -> None:
+        """Mark the execution failed without an interpreter outcome (e.g. Node.js did not start)."""
+        self.error_code, self.error_message = code, message
+        self.stderr = f"{message}\n"[:OUTPUT_STREAM_MAX_CHARS]
+        self.status = STATUS_FAILED
+        self.finished.set()
+
+
+def _describe_failure(outcome: RunOutcome, timeout: float) -> tuple[str, str]:
+    lost = (
+        "The next execution starts a fresh Node.js process, so everything defined in earlier "
+        "executions of this session is lost (files in the session directory are kept)."
+    )
+    if outcome.kind == "error":
+        kind = f"{outcome.error_name} [{outcome.error_code}]" if outcome.error_code else outcome.error_name
+        return ERROR_EXECUTION, f"{kind or 'Error'}: {outcome.error_message}"
+    if outcome.kind == "timeout":
+        return (
+            ERROR_TIMEOUT,
+            f"The execution did not finish within its timeout of {timeout:g} s and was stopped. {lost}",
+        )
+    process_stderr = outcome.process_stderr.lower()
+    if any(marker in process_stderr for marker in _OUT_OF_MEMORY_MARKERS):
+        cause = f"it ran out of memory (the JavaScript heap is capped at {SESSION_HEAP_MB} MB)"
+    else:
+        cause = f"it exited with code {outcome.exit_code}"
+    return ERROR_CRASHED, f"The session's Node.js process died during the execution: {cause}. {lost}"
+
+
+@dataclass
+class Session:
+    """A live session: its directory, its interpreter (started lazily) and its execution records."""
+
+    identifier: str
+    workdir: Path
+    interpreter: Interpreter | None = None
+    # Serialises executions of this session only; other sessions never wait on it.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Executions accepted but not finished; a session with any is never ended by the cooldown.
+    active: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+    executions: OrderedDict[str, Execution] = field(default_factory=OrderedDict)
+    # Set when the cooldown or a shutdown ended the session.
+    ended: bool = False
+
+    def record(self, execution: Execution) -> None:
+        """Remember an execution for GET /executions/<id>, forgetting the oldest finished ones."""
+        self.executions[execution.id] = execution
+        while len(self.executions) > MAX_EXECUTION_RECORDS_PER_SESSION:
+            oldest_id, oldest = next(iter(self.executions.items()))
+            if oldest.pending:
+                break
+            del self.executions[oldest_id]
+
+
+class SessionManager:
+    """The live sessions of a pool, their limits, the cooldown reaper and a pre-warmed spare process."""
+
+    def __init__(
+        self,
+        runtime: NodeRuntime,
+        *,
+        max_sessions: int,
+        cooldown_seconds: float,
+        prewarm: bool = True,
+    ) -> None:
+        """Create the pool's private temporary directory and start the background threads."""
+        self.runtime = runtime
+        self.max_sessions = max_sessions
+        self.cooldown_seconds = cooldown_seconds
+        self.root = Path(tempfile.mkdtemp(prefix="localpool-"))
+        self._sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._prewarm = prewarm
+        self._spare: Interpreter | None = None
+        self._spare_wanted = threading.Event()
+        self._threads = [threading.Thread(target=self._reap_loop, name="localpool-reaper", daemon=True)]
+        if prewarm:
+            self._threads.append(threading.Thread(target=self._spare_loop, name="localpool-spare", daemon=True))
+            self._spare_wanted.set()
+        for thread in self._threads:
+            thread.start()
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    def acquire(self, identifier: str) -> Session:
+        """Return the identifier's session (creating it), marked busy until release() is called.
+
+        Raises SessionLimitError when a new session would exceed max_sessions.
+        """
+        with self._lock:
+            if self._closed.is_set():
+                raise SessionLimitError("The local pool is shutting down.")
+            session = self._sessions.get(identifier)
+            if session is None:
+                if len(self._sessions) >= self.max_sessions:
+                    raise SessionLimitError(
+                        f"The session pool already has its maximum of {self.max_sessions} live sessions; "
+                        f"reuse an identifier or wait until an idle session ends "
+                        f"({self.cooldown_seconds:g} s after its last execution)."
+                    )
+                session = self._new_session(identifier)
+                self._sessions[identifier] = session
+            session.active += 1
+            return session
+
+    def _new_session(self, identifier: str) -> Session:
+        """Build a session, adopting the spare interpreter (and its directory) when one is ready."""
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.alive:
+            self._spare_wanted.set()
+            return Session(identifier=identifier, workdir=spare.workdir, interpreter=spare)
+        if spare is not None:
+            spare.close()
+        self._spare_wanted.set()
+        # Directory names never contain the identifier: identifiers may hold characters like | ; < >.
+        return Session(identifier=identifier, workdir=Path(tempfile.mkdtemp(prefix="session-", dir=self.root)))
+
+    def release(self, session: Session) -> None:
+        """Mark one execution of the session as done; the cooldown starts counting from now."""
+        with self._lock:
+            session.active -= 1
+            session.last_used = time.monotonic()
+
+    def find(self, identifier: str) -> Session | None:
+        """The identifier's live session, if any (never creates one)."""
+        with self._lock:
+            return self._sessions.get(identifier)
+
+    def live_sessions(self) -> list[str]:
+        """Identifiers of the live sessions."""
+        with self._lock:
+            return list(self._sessions)
+
+    def new_execution(self, session: Session, execution_type: str, execution_id: str | None = None) -> Execution:
+        """Create and record an execution of the session (status NotStarted)."""
+        execution = Execution(
+            id=execution_id or str(uuid.uuid4()), identifier=session.identifier, execution_type=execution_type
+        )
+        with self._lock:
+            session.record(execution)
+        return execution
+
+    def run(self, session: Session, execution: Execution, code: str, timeout: float) -> None:
+        """Run the execution in the session's interpreter (waiting for earlier executions of it)."""
+        with session.lock:
+            execution.status = STATUS_RUNNING
+            try:
+                interpreter = session.interpreter
+                if interpreter is None or not interpreter.alive:
+                    if interpreter is not None:
+                        interpreter.close()
+                    session.interpreter = None
+                    if session.ended:
+                        raise InterpreterError("The session ended because the local pool is shutting down.")
+                    interpreter = Interpreter(self.runtime, session.workdir, OUTPUT_STREAM_MAX_CHARS)
+                    session.interpreter = interpreter
+                    if session.ended:
+                        # _end() ran while Node.js was starting; do not leave the process behind.
+                        interpreter.close()
+                        raise InterpreterError("The session ended because the local pool is shutting down.")
+            except InterpreterError as error:
+                execution.fail(ERROR_START_FAILED, str(error))
+                return
+            outcome = interpreter.execute(code, timeout)
+            if outcome.kind in {"timeout", "crash"}:
+                interpreter.close()
+                session.interpreter = None
+            execution.finish(outcome, timeout)
+
+    def _end(self, session: Session) -> None:
+        session.ended = True
+        if session.interpreter is not None:
+            session.interpreter.close()
+            session.interpreter = None
+        shutil.rmtree(session.workdir, ignore_errors=True)
+
+    # -- background threads ---------------------------------------------------------------------
+
+    def _reap_loop(self) -> None:
+        """End sessions idle for the cooldown: kill the process and remove the directory."""
+        interval = min(MAX_REAPER_INTERVAL_SECONDS, self.cooldown_seconds / 4)
+        while not self._closed.wait(interval):
+            now = time.monotonic()
+            with self._lock:
+                expired = [
+                    session
+                    for session in self._sessions.values()
+                    if session.active == 0 and now - session.last_used >= self.cooldown_seconds
+                ]
+                for session in expired:
+                    del self._sessions[session.identifier]
+            for session in expired:
+                self._end(session)
+
+    def _spare_loop(self) -> None:
+        """Keep one started interpreter ready so a new session's first execution skips Node's start-up."""
+        while not self._closed.is_set():
+            self._spare_wanted.wait()
+            self._spare_wanted.clear()
+            # Checked after clear(): close() sets _closed before it wakes this thread.
+            if self._closed.is_set():
+                return
+            with self._lock:
+                if self._spare is not None:
+                    continue
+            workdir = Path(tempfile.mkdtemp(prefix="session-", dir=self.root))
+            try:
+                spare = Interpreter(self.runtime, workdir, OUTPUT_STREAM_MAX_CHARS)
+            except InterpreterError:
+                # Without a spare, sessions start their own interpreter (and report any failure).
+                shutil.rmtree(workdir, ignore_errors=True)
+                continue
+            with self._lock:
+                if not self._closed.is_set() and self._spare is None:
+                    self._spare, spare = spare, None
+            if spare is not None:
+                spare.close()
+                shutil.rmtree(workdir, ignore_errors=True)
+
+    def close(self) -> None:
+        """End every session, stop the spare and remove the pool's temporary directory."""
+        with self._lock:
+            if self._closed.is_set():
+                return
+            self._closed.set()
+            sessions = list(self._sessions.values())
+            self._sessions.clear()
+            spare, self._spare = self._spare, None
+        self._spare_wanted.set()
+        for session in sessions:
+            self._end(session)
+        if spare is not None:
+            spare.close()
+        for thread in self._threads:
+            thread.join()
+        with contextlib.suppress(OSError):
+            shutil.rmtree(self.root)

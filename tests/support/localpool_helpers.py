@@ -1,0 +1,228 @@
+"""Helpers for the local pool's tests: a small HTTP client, raw-socket requests and CLI runners.
+
+Everything talks real HTTP to 127.0.0.1; nothing is patched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from localpool.constants import BASE_PATH, ENDPOINT_LINE_PREFIX
+from smoke.protocol import API_2024_02, API_2024_10, CODE_EXECUTE_PATH, EXECUTIONS_PATH, PENDING_STATUSES
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DATA_DIR = PROJECT_ROOT / "tests" / "data"
+TOKEN = "local-test-token"  # a throwaway token for the local pool under test
+# Recorded responses (tests/data, see SOURCES.md there).
+LEGACY_RESPONSE_FILE = (
+    "docs__MicrosoftDocs_azure-docs__sessions-tutorial-nodejs__code-execute_2024-02-02-preview_response.json"
+)
+SPEC_2024_10_SYNC_FILE = (
+    "data-plane__Microsoft.App.DynamicSessions__2024-10-02-preview__examples__CodeExecution_Execute_Sync.json"
+)
+SPEC_2025_10_SYNC_FILE = (
+    "data-plane__Microsoft.App.DynamicSessions__2025-10-02-preview__examples__CodeExecution_Execute_Sync.json"
+)
+ENDPOINT_LINE = re.compile(rf"^{re.escape(ENDPOINT_LINE_PREFIX)}(http://127\.0\.0\.1:(\d+){re.escape(BASE_PATH)})$")
+# Generous bounds for a loaded 2-core machine; the tests assert far tighter facts than these.
+REQUEST_TIMEOUT_SECONDS = 30.0
+CLI_START_TIMEOUT_SECONDS = 15.0
+POLL_INTERVAL_SECONDS = 0.05
+
+
+def load_data(name: str) -> dict[str, Any]:
+    """A recorded response kept in tests/data."""
+    return json.loads((DATA_DIR / name).read_text(encoding="utf-8"))
+
+
+def new_identifier(prefix: str = "t") -> str:
+    """A fresh, valid session identifier."""
+    return f"{prefix}-{uuid.uuid4()}"
+
+
+class PoolClient:
+    """A minimal data-plane client for tests (keep-alive session, bearer token)."""
+
+    def __init__(self, endpoint: str, token: str | None = TOKEN) -> None:
+        """Talk to the pool at endpoint, sending token as the bearer token (None: no header)."""
+        self.endpoint = endpoint
+        self.http = requests.Session()
+        if token is not None:
+            self.http.headers["Authorization"] = f"Bearer {token}"
+
+    def legacy(self, identifier: str, code: str, **properties: Any) -> requests.Response:
+        """POST /code/execute (2024-02-02-preview) with the tutorial's body."""
+        body = {"properties": {"codeInputType": "inline", "executionType": "synchronous", "code": code, **properties}}
+        return self.http.post(
+            self.endpoint + CODE_EXECUTE_PATH,
+            params={"api-version": API_2024_02, "identifier": identifier},
+            json=body,
+            timeout=REQUEST_TIMEOUT_SECONDS,
+        )
+
+    def execute(
+        self, identifier: str, code: str, *, api_version: str = API_2024_10, **fields: Any
+    ) -> requests.Response:
+        """POST /executions with {"code": code, **fields}."""
+        return self.http.post(
+            self.endpoint + EXECUTIONS_PATH,
+            params={"api-version": api_version, "identifier": identifier},
+            json={"code": code, **fields},
+            timeout=REQUEST_TIMEOUT_SECONDS,
+        )
+
+    def run(self, identifier: str, code: str, **fields: Any) -> dict[str, Any]:
+        """Execute synchronously and return the execution resource (asserting HTTP 202)."""
+        reply = self.execute(identifier, code, **fields)
+        assert reply.status_code == requests.codes.accepted, reply.text
+        return reply.json()
+
+    def poll(self, location: str, *, timeout: float = REQUEST_TIMEOUT_SECONDS) -> list[dict[str, Any]]:
+        """GET endpoint + Operation-Location until the status is final; returns every state seen."""
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            reply = self.http.get(self.endpoint + location, timeout=REQUEST_TIMEOUT_SECONDS)
+            assert reply.status_code == requests.codes.ok, reply.text
+            seen.append(reply.json())
+            if seen[-1]["status"] not in PENDING_STATUSES:
+                return seen
+            time.sleep(POLL_INTERVAL_SECONDS)
+        raise AssertionError(f"the execution was still pending after {timeout} s: {seen[-1]}")
+
+    def close(self) -> None:
+        """Close the keep-alive connections."""
+        self.http.close()
+
+    def __enter__(self) -> PoolClient:
+        """Use as a context manager that closes the connections."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the connections."""
+        self.close()
+
+
+@dataclass
+class RawReply:
+    """An HTTP response read straight off a socket."""
+
+    status: int
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+def raw_request(host: str, port: int, head: str, body: bytes = b"") -> RawReply:
+    """Send a hand-written request head (CRLF lines, no blank line) plus body; read the response."""
+    with socket.create_connection((host, port), timeout=REQUEST_TIMEOUT_SECONDS) as connection:
+        connection.sendall(head.encode() + b"\r\n\r\n" + body)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        header_block, _, rest = received.partition(b"\r\n\r\n")
+        lines = header_block.decode().split("\r\n")
+        headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
+        length = int(headers.get("content-length", "0"))
+        while len(rest) < length:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+    return RawReply(status=int(lines[0].split()[1]), headers=headers, body=json.loads(rest[:length]))
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
+    """Poll predicate until it is true or timeout passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(POLL_INTERVAL_SECONDS)
+    return predicate()
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (and is not a zombie)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def cli_command(*args: str) -> list[str]:
+    """The argv of ``python -m localpool`` with args."""
+    return [sys.executable, "-m", "localpool", *args]
+
+
+def cli_env(**overrides: str) -> dict[str, str]:
+    """The current environment plus overrides."""
+    return {**os.environ, **overrides}
+
+
+def run_cli(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m localpool`` to completion (for start-up failures)."""
+    return subprocess.run(
+        cli_command(*args),
+        cwd=PROJECT_ROOT,
+        env=dict(env) if env is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=CLI_START_TIMEOUT_SECONDS,
+        check=False,
+    )
+
+
+@dataclass
+class CliPool:
+    """A running ``python -m localpool`` process and the endpoint it printed."""
+
+    process: subprocess.Popen[str]
+    endpoint: str
+    first_line: str
+
+
+@contextmanager
+def cli_pool(*args: str) -> Iterator[CliPool]:
+    """Start ``python -m localpool``, wait for its endpoint line, and make sure it is gone afterwards."""
+    process = subprocess.Popen(
+        cli_command("--quiet", *args),
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], CLI_START_TIMEOUT_SECONDS)
+        assert ready, "python -m localpool printed nothing within the start-up timeout"
+        first_line = process.stdout.readline().rstrip("\n")
+        match = ENDPOINT_LINE.match(first_line)
+        assert match, f"unexpected first line: {first_line!r}"
+        yield CliPool(process=process, endpoint=match.group(1), first_line=first_line)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        process.wait(timeout=CLI_START_TIMEOUT_SECONDS)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()

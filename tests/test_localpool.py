@@ -1,0 +1,478 @@
+"""The local pool's data-plane API: both generations, sessions, async polling, auth and validation."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from localpool import API_2025_10, BASE_PATH, LEGACY_STATUS_FAILURE, LocalPool
+from smoke.protocol import (
+    API_2024_02,
+    API_2024_10,
+    CODE_EXECUTE_PATH,
+    EXECUTIONS_PATH,
+    HELLO_WORLD_CODE,
+    HELLO_WORLD_STDOUT,
+    IDENTIFIER_RULE,
+    LEGACY_STATUS_SUCCESS,
+    MAX_EXECUTION_SECONDS,
+    PENDING_STATUSES,
+    STATUS_FAILED,
+    STATUS_SUCCEEDED,
+)
+from tests.support.localpool_helpers import (
+    LEGACY_RESPONSE_FILE,
+    SPEC_2024_10_SYNC_FILE,
+    SPEC_2025_10_SYNC_FILE,
+    TOKEN,
+    PoolClient,
+    load_data,
+    new_identifier,
+    process_alive,
+    wait_until,
+)
+
+JS_HELLO = HELLO_WORLD_CODE["NodeLTS"]
+SHARED_POOL_MAX_SESSIONS = 64
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[LocalPool]:
+    """One pool for this module; each test uses its own identifiers."""
+    with LocalPool(token=TOKEN, max_sessions=SHARED_POOL_MAX_SESSIONS) as local_pool:
+        yield local_pool
+
+
+@pytest.fixture
+def client(pool: LocalPool) -> Iterator[PoolClient]:
+    """An authorised client of the module's pool."""
+    pool_client = PoolClient(pool.endpoint)
+    yield pool_client
+    pool_client.close()
+
+
+def test_endpoint_has_azure_shaped_base_path(pool: LocalPool) -> None:
+    assert pool.endpoint == f"http://127.0.0.1:{pool.port}{BASE_PATH}"
+    assert BASE_PATH == (
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/localpool-rg/sessionPools/localpool"
+    )
+
+
+# -- both generations' hello-world ----------------------------------------------------------------
+
+
+def test_code_execute_hello_world_has_the_tutorial_shape(client: PoolClient) -> None:
+    recorded = load_data(LEGACY_RESPONSE_FILE)
+    reply = client.legacy(new_identifier(), JS_HELLO)
+    assert reply.status_code == requests.codes.ok
+    assert reply.headers["Content-Type"].startswith("application/json")
+    body = reply.json()
+    assert list(body) == list(recorded) == ["properties"]
+    assert list(body["properties"]) == list(recorded["properties"])
+    timing = body["properties"].pop("executionTimeInMilliseconds")
+    assert isinstance(timing, int) and timing >= 0
+    assert body["properties"] == {
+        "status": LEGACY_STATUS_SUCCESS,
+        "stdout": HELLO_WORLD_STDOUT,
+        "stderr": "",
+        "executionResult": "",
+    }
+
+
+def test_executions_hello_world_2024_10_answers_202_with_operation_headers(client: PoolClient) -> None:
+    recorded = load_data(SPEC_2024_10_SYNC_FILE)["responses"]["202"]
+    identifier = new_identifier()
+    reply = client.execute(identifier, JS_HELLO, codeInputType="Inline", executionType="Synchronous")
+    assert reply.status_code == requests.codes.accepted
+    body = reply.json()
+    assert set(body) == set(recorded["body"])
+    assert set(body["result"]) == set(recorded["body"]["result"])
+    assert body["identifier"] == identifier
+    assert body["executionType"] == "Synchronous"
+    assert body["status"] == STATUS_SUCCEEDED
+    assert body["result"]["stdout"] == HELLO_WORLD_STDOUT
+    assert body["result"]["stderr"] == ""
+    assert body["result"]["executionResult"] == ""
+    assert isinstance(body["result"]["executionTimeInMilliseconds"], int)
+    assert reply.headers["operation-id"] == body["id"]
+    location = urlsplit(reply.headers["Operation-Location"])
+    assert location.scheme == "" and location.netloc == ""
+    assert location.path == f"{EXECUTIONS_PATH}/{body['id']}"
+    assert parse_qs(location.query) == {"api-version": [API_2024_10], "identifier": [identifier]}
+
+
+def test_executions_2025_10_answers_200(client: PoolClient) -> None:
+    recorded = load_data(SPEC_2025_10_SYNC_FILE)["responses"]["200"]
+    reply = client.execute(new_identifier(), JS_HELLO, api_version=API_2025_10, timeoutInSeconds=60)
+    assert reply.status_code == requests.codes.ok
+    body = reply.json()
+    assert set(body) == set(recorded["body"])
+    assert body["status"] == STATUS_SUCCEEDED
+    assert body["result"]["stdout"] == HELLO_WORLD_STDOUT
+    assert "api-version=2025-10-02-preview" in reply.headers["Operation-Location"]
+
+
+def test_request_fields_are_case_insensitive(client: PoolClient) -> None:
+    reply = client.http.post(
+        client.endpoint + EXECUTIONS_PATH,
+        params={"api-version": API_2024_10, "identifier": new_identifier()},
+        json={"CODE": "6 * 7", "codeinputtype": "INLINE", "ExecutionType": "synchronous", "TIMEOUTINSECONDS": 5},
+    )
+    assert reply.status_code == requests.codes.accepted
+    assert reply.json()["executionType"] == "Synchronous"
+    assert reply.json()["result"]["executionResult"] == "42"
+
+
+# -- results, errors and state --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("1 + 1", "2"),
+        ("'text'", "text"),
+        ("({a: [1, 2]})", "{ a: [ 1, 2 ] }"),
+        ("undefined", ""),
+        ("null", "null"),
+        ("Promise.resolve(5)", "5"),
+        ("new Promise((resolve) => setTimeout(() => resolve('later'), 20))", "later"),
+    ],
+)
+def test_execution_result_is_the_last_expression(client: PoolClient, code: str, expected: str) -> None:
+    body = client.run(new_identifier(), code)
+    assert body["status"] == STATUS_SUCCEEDED
+    assert body["result"]["executionResult"] == expected
+
+
+def test_console_error_and_stdout_write_are_captured(client: PoolClient) -> None:
+    body = client.run(new_identifier(), "process.stdout.write('a'); console.log('b'); console.error('c')")
+    assert body["result"]["stdout"] == "ab\n"
+    assert body["result"]["stderr"] == "c\n"
+
+
+def test_a_thrown_error_fails_the_execution_in_both_generations(client: PoolClient) -> None:
+    identifier = new_identifier()
+    body = client.run(identifier, "console.log('before'); notDefined + 1")
+    assert body["status"] == STATUS_FAILED
+    assert body["error"] == {"code": "ExecutionError", "message": "ReferenceError: notDefined is not defined"}
+    assert body["result"]["stdout"] == "before\n"
+    assert body["result"]["stderr"].startswith("Uncaught ReferenceError: notDefined is not defined")
+
+    legacy = client.legacy(identifier, "JSON.parse('{')").json()["properties"]
+    assert legacy["status"] == LEGACY_STATUS_FAILURE
+    assert legacy["stderr"].startswith("Uncaught SyntaxError:")
+    assert legacy["stdout"] == ""
+
+
+def test_state_is_kept_within_a_session(client: PoolClient) -> None:
+    identifier = new_identifier()
+    first = client.run(identifier, "var counter = 40; let step = 1; globalThis.extra = 1;")
+    assert first["status"] == STATUS_SUCCEEDED
+    second = client.run(identifier, "counter + step + extra")
+    assert second["result"]["executionResult"] == "42"
+    legacy = client.legacy(identifier, "console.log(counter)").json()["properties"]
+    assert legacy["stdout"] == "40\n"
+
+
+def test_sessions_are_isolated(client: PoolClient) -> None:
+    first, second = new_identifier(), new_identifier()
+    client.run(first, "var secret = 'only-here'; require('fs').writeFileSync('note.txt', 'x')")
+    other = client.run(second, "typeof secret")
+    assert other["result"]["executionResult"] == "undefined"
+    first_dir = client.run(first, "process.cwd()")["result"]["executionResult"]
+    second_dir = client.run(second, "process.cwd()")["result"]["executionResult"]
+    first_pid = client.run(first, "process.pid")["result"]["executionResult"]
+    second_pid = client.run(second, "process.pid")["result"]["executionResult"]
+    assert first_dir != second_dir and first_pid != second_pid
+    assert (Path(first_dir) / "note.txt").is_file()
+    reading = client.run(second, f"require('fs').readFileSync({str(Path(first_dir) / 'note.txt')!r}, 'utf8')")
+    assert reading["status"] == STATUS_FAILED
+    assert "ERR_ACCESS_DENIED" in reading["error"]["message"]
+
+
+def test_async_execution_is_polled_to_succeeded(client: PoolClient) -> None:
+    identifier = new_identifier()
+    code = "console.log('started'); new Promise((resolve) => setTimeout(() => resolve('done'), 400))"
+    reply = client.execute(identifier, code, executionType="Asynchronous")
+    assert reply.status_code == requests.codes.accepted
+    body = reply.json()
+    assert body["status"] in PENDING_STATUSES
+    assert body["executionType"] == "Asynchronous"
+    assert "result" not in body
+    states = client.poll(reply.headers["Operation-Location"])
+    assert states[0]["status"] in PENDING_STATUSES
+    final = states[-1]
+    assert final["id"] == body["id"] == reply.headers["operation-id"]
+    assert final["status"] == STATUS_SUCCEEDED
+    assert final["result"]["stdout"] == "started\n"
+    assert final["result"]["executionResult"] == "done"
+    assert final["result"]["executionTimeInMilliseconds"] >= 400
+
+
+def test_client_chosen_operation_id_is_used_once(client: PoolClient) -> None:
+    identifier = new_identifier()
+    headers = {"operation-id": "my-execution-1"}
+    params = {"api-version": API_2024_10, "identifier": identifier}
+    url = client.endpoint + EXECUTIONS_PATH
+    reply = client.http.post(url, params=params, json={"code": "1"}, headers=headers)
+    assert reply.status_code == requests.codes.accepted
+    assert reply.json()["id"] == reply.headers["operation-id"] == "my-execution-1"
+    again = client.http.post(url, params=params, json={"code": "1"}, headers=headers)
+    assert again.status_code == requests.codes.conflict
+    assert again.headers["x-ms-error-code"] == "Conflict"
+
+
+def test_executions_of_one_session_run_in_order(client: PoolClient) -> None:
+    identifier = new_identifier()
+    slow = client.execute(
+        identifier,
+        "new Promise((resolve) => setTimeout(() => { globalThis.order = 'slow'; resolve(1) }, 300))",
+        executionType="Asynchronous",
+    )
+    fast = client.run(identifier, "order")
+    assert fast["result"]["executionResult"] == "slow"
+    assert client.poll(slow.headers["Operation-Location"])[-1]["status"] == STATUS_SUCCEEDED
+
+
+# -- auth -----------------------------------------------------------------------------------------
+
+
+def test_missing_bearer_token_is_401(pool: LocalPool) -> None:
+    anonymous = PoolClient(pool.endpoint, token=None)
+    reply = anonymous.execute(new_identifier(), JS_HELLO)
+    assert reply.status_code == requests.codes.unauthorized
+    assert reply.headers["WWW-Authenticate"] == "Bearer"
+    assert reply.headers["x-ms-error-code"] == "Unauthorized"
+    assert reply.json()["error"]["code"] == "Unauthorized"
+    basic = anonymous.http.post(
+        pool.endpoint + EXECUTIONS_PATH,
+        params={"api-version": API_2024_10, "identifier": new_identifier()},
+        json={"code": "1"},
+        headers={"Authorization": "Basic dXNlcjpwYXNz"},
+    )
+    assert basic.status_code == requests.codes.unauthorized
+
+
+def test_wrong_token_is_403_and_never_echoed(pool: LocalPool) -> None:
+    wrong = "wrong-token-value-123"
+    reply = PoolClient(pool.endpoint, token=wrong).execute(new_identifier(), JS_HELLO)
+    assert reply.status_code == requests.codes.forbidden
+    assert reply.headers["x-ms-error-code"] == "Forbidden"
+    assert set(reply.json()["error"]) == {"code", "message"}
+    assert wrong not in reply.text and TOKEN not in reply.text
+
+
+def test_any_bearer_token_is_accepted_without_token_option() -> None:
+    with LocalPool(prewarm=False) as open_pool:
+        reply = PoolClient(open_pool.endpoint, token="anything").legacy(new_identifier(), JS_HELLO)
+        assert reply.status_code == requests.codes.ok
+        assert reply.json()["properties"]["stdout"] == HELLO_WORLD_STDOUT
+
+
+# -- validation -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "body", "error_code"),
+    [
+        (EXECUTIONS_PATH, {"identifier": "abcd"}, {"code": "1"}, "MissingApiVersionParameter"),
+        (EXECUTIONS_PATH, {"api-version": "2020-01-01", "identifier": "abcd"}, {"code": "1"}, "UnsupportedApiVersion"),
+        (EXECUTIONS_PATH, {"api-version": API_2024_02, "identifier": "abcd"}, {"code": "1"}, "UnsupportedApiVersion"),
+        (
+            CODE_EXECUTE_PATH,
+            {"api-version": API_2024_10, "identifier": "abcd"},
+            {"properties": {"code": "1"}},
+            "UnsupportedApiVersion",
+        ),
+        (EXECUTIONS_PATH, {"api-version": API_2024_10}, {"code": "1"}, "MissingIdentifier"),
+        (EXECUTIONS_PATH, {"api-version": API_2024_10, "identifier": "abc"}, {"code": "1"}, "InvalidIdentifier"),
+        (EXECUTIONS_PATH, {"api-version": API_2024_10, "identifier": "has space"}, {"code": "1"}, "InvalidIdentifier"),
+        (EXECUTIONS_PATH, {"api-version": API_2024_10, "identifier": "x" * 129}, {"code": "1"}, "InvalidIdentifier"),
+        (EXECUTIONS_PATH, {"api-version": API_2024_10, "identifier": "abcd"}, {"source": "1"}, "InvalidRequestBody"),
+        (EXECUTIONS_PATH, {"api-version": API_2024_10, "identifier": "abcd"}, {"code": 5}, "InvalidRequestBody"),
+        (EXECUTIONS_PATH, {"api-version": API_2024_10, "identifier": "abcd"}, ["code"], "InvalidRequestBody"),
+        (
+            EXECUTIONS_PATH,
+            {"api-version": API_2024_10, "identifier": "abcd"},
+            {"code": "1", "timeoutInSeconds": MAX_EXECUTION_SECONDS + 1},
+            "InvalidRequestBody",
+        ),
+        (
+            EXECUTIONS_PATH,
+            {"api-version": API_2024_10, "identifier": "abcd"},
+            {"code": "1", "executionType": "Later"},
+            "InvalidRequestBody",
+        ),
+        (
+            EXECUTIONS_PATH,
+            {"api-version": API_2024_10, "identifier": "abcd"},
+            {"code": "1", "codeInputType": "File"},
+            "InvalidRequestBody",
+        ),
+        (CODE_EXECUTE_PATH, {"api-version": API_2024_02, "identifier": "abcd"}, {"code": "1"}, "InvalidRequestBody"),
+        (
+            CODE_EXECUTE_PATH,
+            {"api-version": API_2024_02, "identifier": "abcd"},
+            {"properties": {"code": "1", "executionType": "asynchronous"}},
+            "InvalidRequestBody",
+        ),
+        (
+            EXECUTIONS_PATH,
+            {"api-version": API_2024_10, "identifier": "abcd"},
+            {"code": "print(1)", "language": "python"},
+            "UnsupportedLanguage",
+        ),
+        (
+            CODE_EXECUTE_PATH,
+            {"api-version": API_2024_02, "identifier": "abcd"},
+            {"properties": {"code": "echo 1", "containerType": "Shell"}},
+            "UnsupportedLanguage",
+        ),
+    ],
+)
+def test_invalid_requests_are_400_in_azure_error_shape(
+    client: PoolClient, path: str, query: dict[str, str], body: object, error_code: str
+) -> None:
+    reply = client.http.post(client.endpoint + path, params=query, json=body)
+    assert reply.status_code == requests.codes.bad_request
+    assert reply.headers["x-ms-error-code"] == error_code
+    error = reply.json()["error"]
+    assert error["code"] == error_code
+    assert error["message"].endswith(".")
+
+
+def test_invalid_identifier_message_states_the_rule(client: PoolClient) -> None:
+    reply = client.execute("no", "1")
+    assert IDENTIFIER_RULE in reply.json()["error"]["message"]
+
+
+def test_unsupported_language_message_names_nodelts(client: PoolClient) -> None:
+    reply = client.execute(new_identifier(), "print(1)", language="Python")
+    assert "runs NodeLTS only" in reply.json()["error"]["message"]
+    javascript = client.execute(new_identifier(), "1", language="JavaScript")
+    assert javascript.status_code == requests.codes.accepted
+
+
+def test_malformed_json_is_400(client: PoolClient) -> None:
+    reply = client.http.post(
+        client.endpoint + EXECUTIONS_PATH,
+        params={"api-version": API_2024_10, "identifier": new_identifier()},
+        data=b'{"code": "1"',
+        headers={"Content-Type": "application/json"},
+    )
+    assert reply.status_code == requests.codes.bad_request
+    assert reply.json()["error"]["code"] == "InvalidRequestBody"
+    assert reply.json()["error"]["message"].startswith("The request body is not valid JSON")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [BASE_PATH + "/nothing", BASE_PATH, "/", "/subscriptions/other/sessionPools/x/executions", BASE_PATH + "/files"],
+)
+def test_unknown_paths_are_404(pool: LocalPool, client: PoolClient, path: str) -> None:
+    reply = client.http.post(pool.origin + path, params={"api-version": API_2024_10, "identifier": "abcd"}, json={})
+    assert reply.status_code == requests.codes.not_found
+    assert reply.headers["x-ms-error-code"] == "NotFound"
+    assert reply.json()["error"]["code"] == "NotFound"
+
+
+def test_operation_location_joined_at_the_server_root_gets_a_hint(pool: LocalPool, client: PoolClient) -> None:
+    reply = client.run(new_identifier(), "1")
+    wrongly_joined = pool.origin + f"{EXECUTIONS_PATH}/{reply['id']}"
+    answer = client.http.get(wrongly_joined, params={"api-version": API_2024_10, "identifier": reply["identifier"]})
+    assert answer.status_code == requests.codes.not_found
+    assert "append them to it" in answer.json()["error"]["message"]
+
+
+def test_unknown_execution_is_404(client: PoolClient) -> None:
+    identifier = new_identifier()
+    client.run(identifier, "1")
+    for session in (identifier, new_identifier()):
+        reply = client.http.get(
+            f"{client.endpoint}{EXECUTIONS_PATH}/no-such-execution",
+            params={"api-version": API_2024_10, "identifier": session},
+        )
+        assert reply.status_code == requests.codes.not_found
+        assert reply.json()["error"]["code"] == "ExecutionNotFound"
+
+
+def test_wrong_method_is_405(client: PoolClient) -> None:
+    reply = client.http.get(
+        client.endpoint + EXECUTIONS_PATH, params={"api-version": API_2024_10, "identifier": "abcd"}
+    )
+    assert reply.status_code == requests.codes.method_not_allowed
+    assert reply.headers["Allow"] == "POST"
+
+
+def test_connection_stays_usable_after_an_error(client: PoolClient) -> None:
+    bad = client.execute("no", "1")
+    assert bad.status_code == requests.codes.bad_request
+    good = client.execute(new_identifier(), JS_HELLO)
+    assert good.status_code == requests.codes.accepted
+    assert good.json()["result"]["stdout"] == HELLO_WORLD_STDOUT
+
+
+# -- session limits and cooldown ------------------------------------------------------------------
+
+
+def test_more_sessions_than_the_maximum_is_404() -> None:
+    with LocalPool(token=TOKEN, max_sessions=2, prewarm=False) as small_pool:
+        client = PoolClient(small_pool.endpoint)
+        first, second = new_identifier(), new_identifier()
+        assert client.run(first, "1")["status"] == STATUS_SUCCEEDED
+        assert client.run(second, "1")["status"] == STATUS_SUCCEEDED
+        third = client.execute(new_identifier(), "1")
+        assert third.status_code == requests.codes.not_found
+        assert third.headers["x-ms-error-code"] == "SessionLimitReached"
+        assert "maximum of 2 live sessions" in third.json()["error"]["message"]
+        # Existing sessions keep working.
+        assert client.run(first, "2")["result"]["executionResult"] == "2"
+
+
+def test_sessions_end_after_the_cooldown() -> None:
+    cooldown = 0.5
+    with LocalPool(token=TOKEN, cooldown_seconds=cooldown, max_sessions=1, prewarm=False) as short_pool:
+        client = PoolClient(short_pool.endpoint)
+        identifier = new_identifier()
+        facts = client.run(identifier, "var kept = 1; [process.pid, process.cwd()]")["result"]["executionResult"]
+        pid_text, workdir = facts.strip("[ ]").replace("'", "").split(", ")
+        pid = int(pid_text)
+        assert process_alive(pid) and Path(workdir).is_dir()
+        started = time.monotonic()
+        assert wait_until(lambda: not short_pool.manager.live_sessions(), timeout=10 * cooldown + 5)
+        assert time.monotonic() - started >= cooldown * 0.5
+        assert wait_until(lambda: not process_alive(pid), timeout=5)
+        assert wait_until(lambda: not Path(workdir).exists(), timeout=5)
+        # The identifier now starts a new, empty session (and the slot was freed).
+        fresh = client.run(identifier, "typeof kept")
+        assert fresh["result"]["executionResult"] == "undefined"
+    assert not short_pool.manager.root.exists()
+
+
+def test_busy_session_is_not_ended_by_the_cooldown() -> None:
+    with LocalPool(token=TOKEN, cooldown_seconds=0.2, prewarm=False) as short_pool:
+        client = PoolClient(short_pool.endpoint)
+        identifier = new_identifier()
+        code = "globalThis.mark = 'alive'; new Promise((resolve) => setTimeout(resolve, 1000))"
+        assert client.run(identifier, code)["status"] == STATUS_SUCCEEDED
+        # Ended only after the execution: the next one (straight away) still sees the state.
+        assert client.run(identifier, "mark")["result"]["executionResult"] == "alive"
+
+
+def test_close_ends_sessions_and_removes_files() -> None:
+    local_pool = LocalPool(token=TOKEN).start()
+    client = PoolClient(local_pool.endpoint)
+    pid = int(client.run(new_identifier(), "process.pid")["result"]["executionResult"])
+    root = local_pool.manager.root
+    closer = threading.Thread(target=local_pool.close)
+    closer.start()
+    closer.join(timeout=10)
+    assert not closer.is_alive()
+    assert wait_until(lambda: not process_alive(pid), timeout=5)
+    assert not root.exists()

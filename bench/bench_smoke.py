@@ -35,11 +35,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from localpool.process import LocalPoolStartError, local_pool_process  # noqa: E402
 from smoke.protocol import API_2024_10, HELLO_WORLD_CODE  # noqa: E402
 from tests.support.scripted_pool import Reply, ScriptedPool, execution_body, for_window  # noqa: E402
 
 TOKEN = "bench-token-not-a-secret"
-ENDPOINT_LINE_PREFIX = "POOL_MANAGEMENT_ENDPOINT="
 CODE = HELLO_WORLD_CODE["NodeLTS"]
 EXECUTE_BODY = {"code": CODE, "codeInputType": "Inline", "executionType": "Synchronous", "timeoutInSeconds": 60}
 
@@ -109,35 +109,15 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 
 @contextmanager
-def local_pool_process() -> Iterator[str]:
-    """Start ``python -m localpool`` and yield its endpoint; stop it afterwards."""
+def bench_pool() -> Iterator[str]:
+    """Start ``python -m localpool`` in its own process and yield its endpoint; stop it afterwards."""
     env = {**os.environ, "LOCALPOOL_TOKEN": TOKEN}
-    command = [
-        sys.executable,
-        "-m",
-        "localpool",
-        "--quiet",
-        "--max-sessions",
-        str(POOL_MAX_SESSIONS),
-        "--cooldown",
-        str(POOL_COOLDOWN_SECONDS),
-    ]
-    server = subprocess.Popen(
-        command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
+    args = ("--quiet", "--max-sessions", str(POOL_MAX_SESSIONS), "--cooldown", str(POOL_COOLDOWN_SECONDS))
     try:
-        started = time.monotonic()
-        line = server.stdout.readline().strip() if server.stdout else ""
-        if not line.startswith(ENDPOINT_LINE_PREFIX) or time.monotonic() - started > POOL_START_TIMEOUT_SECONDS:
-            raise SystemExit(f"python -m localpool did not start (first line: {line!r})")
-        yield line.removeprefix(ENDPOINT_LINE_PREFIX)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=POOL_START_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        with local_pool_process(*args, env=env, start_timeout=POOL_START_TIMEOUT_SECONDS) as running:
+            yield running.endpoint
+    except LocalPoolStartError as error:
+        raise SystemExit(str(error)) from None
 
 
 def timed_process(command: Sequence[str], env: dict[str, str]) -> float:
@@ -286,7 +266,7 @@ def bench_forbidden_window() -> list[Figure]:
 def main() -> int:
     started = time.monotonic()
     sections: list[tuple[str, Callable[[], list[Figure]]]] = []
-    with local_pool_process() as endpoint:
+    with bench_pool() as endpoint:
         print(f"local pool: {endpoint}")
         sections = [
             ("1. process start-up: smoke CLI vs bare script", lambda: bench_process_time(endpoint)),

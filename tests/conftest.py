@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,7 +16,13 @@ if str(PROJECT_ROOT) not in sys.path:
 
 from offline.engine import ProgramRun, list_stacks, run_program  # noqa: E402
 
+if TYPE_CHECKING:
+    from localpool import LocalPool
+    from tests.support.localpool_helpers import PoolClient
+
 SHIPPED_STACKS = list_stacks(PROJECT_ROOT)
+# Room for every identifier one module's tests open, well above the CLI's default of 5.
+MODULE_POOL_MAX_SESSIONS = 64
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +41,22 @@ def data_dir() -> Path:
 def stack_runs() -> dict[str, ProgramRun]:
     """One offline run of the program per shipped Pulumi.<stack>.yaml, shared by the tests."""
     return {stack: run_program(stack) for stack in SHIPPED_STACKS}
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[LocalPool]:
+    """One local pool per test module (requiring the test token); each test uses its own identifiers."""
+    from localpool import LocalPool
+    from tests.support.localpool_helpers import TOKEN
+
+    with LocalPool(token=TOKEN, max_sessions=MODULE_POOL_MAX_SESSIONS) as local_pool:
+        yield local_pool
+
+
+@pytest.fixture
+def client(pool: LocalPool) -> Iterator[PoolClient]:
+    """An authorised client of the module's local pool."""
+    from tests.support.localpool_helpers import PoolClient
+
+    with PoolClient(pool.endpoint) as pool_client:
+        yield pool_client

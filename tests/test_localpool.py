@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -39,22 +38,6 @@ from tests.support.localpool_helpers import (
 )
 
 JS_HELLO = HELLO_WORLD_CODE["NodeLTS"]
-SHARED_POOL_MAX_SESSIONS = 64
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[LocalPool]:
-    """One pool for this module; each test uses its own identifiers."""
-    with LocalPool(token=TOKEN, max_sessions=SHARED_POOL_MAX_SESSIONS) as local_pool:
-        yield local_pool
-
-
-@pytest.fixture
-def client(pool: LocalPool) -> Iterator[PoolClient]:
-    """An authorised client of the module's pool."""
-    pool_client = PoolClient(pool.endpoint)
-    yield pool_client
-    pool_client.close()
 
 
 def test_endpoint_has_azure_shaped_base_path(pool: LocalPool) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,21 +18,6 @@ from tests.support.localpool_helpers import TOKEN, PoolClient, new_identifier, r
 LOOP_TIMEOUT_SECONDS = 2
 # Another session must answer well within this while one session spins (a warm round trip is ~ms).
 PROMPT_ANSWER_SECONDS = 0.5
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[LocalPool]:
-    """One pool for this module; each test uses its own identifiers."""
-    with LocalPool(token=TOKEN, max_sessions=32) as local_pool:
-        yield local_pool
-
-
-@pytest.fixture
-def client(pool: LocalPool) -> Iterator[PoolClient]:
-    """An authorised client of the module's pool."""
-    pool_client = PoolClient(pool.endpoint)
-    yield pool_client
-    pool_client.close()
 
 
 def test_reading_etc_passwd_is_denied(client: PoolClient) -> None:

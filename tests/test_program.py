@@ -27,13 +27,23 @@ SUB = OFFLINE_SUBSCRIPTION_ID
 EXECUTOR_ROLE = f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{SESSION_EXECUTOR_ROLE_ID}"
 PROD_GROUP = "3f2b8c1e-6d4a-4e7b-9a5c-1d2e3f4a5b6c"
 
+DEV_TAGS = {"managed-by": "pulumi", "pulumi-project": "dynamic-sessions", "pulumi-stack": "dev"}
+PROD_TAGS = {
+    "environment": "prod",
+    "owner": "platform-team",
+    "costCenter": "cc-1234",
+    "managed-by": "pulumi",
+    "pulumi-project": "dynamic-sessions",
+    "pulumi-stack": "prod",
+}
+
 # What each shipped stack must send, written out by hand from the stack files and the tutorial.
 EXPECTED = {
     "dev": {
         RESOURCE_GROUP_TYPE: {
             "resourceGroupName": "rg-dynamic-sessions-dev",
             "location": "northcentralus",
-            "tags": {"managed-by": "pulumi", "pulumi-project": "dynamic-sessions", "pulumi-stack": "dev"},
+            "tags": DEV_TAGS,
         },
         SESSION_POOL_TYPE: {
             "resourceGroupName": "rg-dynamic-sessions-dev",
@@ -46,7 +56,7 @@ EXPECTED = {
                 "lifecycleConfiguration": {"lifecycleType": "Timed", "cooldownPeriodInSeconds": 300}
             },
             "sessionNetworkConfiguration": {"status": "EgressEnabled"},
-            "tags": {"managed-by": "pulumi", "pulumi-project": "dynamic-sessions", "pulumi-stack": "dev"},
+            "tags": DEV_TAGS,
         },
         "executors": {OFFLINE_DEPLOYER_OBJECT_ID: "User"},
         "protect": False,
@@ -55,14 +65,7 @@ EXPECTED = {
         RESOURCE_GROUP_TYPE: {
             "resourceGroupName": "rg-dynamic-sessions-prod",
             "location": "northcentralus",
-            "tags": {
-                "environment": "prod",
-                "owner": "platform-team",
-                "costCenter": "cc-1234",
-                "managed-by": "pulumi",
-                "pulumi-project": "dynamic-sessions",
-                "pulumi-stack": "prod",
-            },
+            "tags": PROD_TAGS,
         },
         SESSION_POOL_TYPE: {
             "resourceGroupName": "rg-dynamic-sessions-prod",
@@ -75,14 +78,7 @@ EXPECTED = {
                 "lifecycleConfiguration": {"lifecycleType": "Timed", "cooldownPeriodInSeconds": 600}
             },
             "sessionNetworkConfiguration": {"status": "EgressDisabled"},
-            "tags": {
-                "environment": "prod",
-                "owner": "platform-team",
-                "costCenter": "cc-1234",
-                "managed-by": "pulumi",
-                "pulumi-project": "dynamic-sessions",
-                "pulumi-stack": "prod",
-            },
+            "tags": PROD_TAGS,
         },
         "executors": {OFFLINE_DEPLOYER_OBJECT_ID: "ServicePrincipal", PROD_GROUP: "Group"},
         "protect": True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -24,8 +23,8 @@ from tests.support.scripted_pool import (
     hello_pool,
     sequence,
 )
+from tests.support.smoke_cli import run_smoke_cli
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "smk-FAKE-TOKEN-8d2b4c6e-never-print-me"
 ONLY_2024_10 = ("--api-version", API_2024_10)
 # Slack for interpreter start-up and teardown on a busy CI machine, on top of --timeout.
@@ -46,26 +45,8 @@ RESULT_KEYS = {
 def run_cli(
     *args: str, token: str | None = TOKEN, extra_env: dict[str, str] | None = None, path: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m smoke`` from the project root with a controlled environment."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in {"DYNAMIC_SESSIONS_TOKEN", "POOL_MANAGEMENT_ENDPOINT"} and not name.startswith("AZURE_")
-    }
-    if token is not None:
-        env["DYNAMIC_SESSIONS_TOKEN"] = token
-    if path is not None:
-        env["PATH"] = path
-    env.update(extra_env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "smoke", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    """Run ``python -m smoke`` with this module's fake token unless told otherwise."""
+    return run_smoke_cli(*args, token=token, extra_env=extra_env, path=path)
 
 
 def progress_lines(completed: subprocess.CompletedProcess[str]) -> list[str]:

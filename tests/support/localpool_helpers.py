@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +22,7 @@ from typing import Any
 import requests
 
 from localpool.constants import BASE_PATH, ENDPOINT_LINE_PREFIX
+from localpool.process import RunningPool, local_pool_process
 from smoke.protocol import API_2024_02, API_2024_10, CODE_EXECUTE_PATH, EXECUTIONS_PATH, PENDING_STATUSES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -192,37 +191,9 @@ def run_cli(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Comp
     )
 
 
-@dataclass
-class CliPool:
-    """A running ``python -m localpool`` process and the endpoint it printed."""
-
-    process: subprocess.Popen[str]
-    endpoint: str
-    first_line: str
-
-
 @contextmanager
-def cli_pool(*args: str) -> Iterator[CliPool]:
-    """Start ``python -m localpool``, wait for its endpoint line, and make sure it is gone afterwards."""
-    process = subprocess.Popen(
-        cli_command("--quiet", *args),
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], CLI_START_TIMEOUT_SECONDS)
-        assert ready, "python -m localpool printed nothing within the start-up timeout"
-        first_line = process.stdout.readline().rstrip("\n")
-        match = ENDPOINT_LINE.match(first_line)
-        assert match, f"unexpected first line: {first_line!r}"
-        yield CliPool(process=process, endpoint=match.group(1), first_line=first_line)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-        process.wait(timeout=CLI_START_TIMEOUT_SECONDS)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+def cli_pool(*args: str) -> Iterator[RunningPool]:
+    """Start ``python -m localpool --quiet ARGS`` and check the endpoint line it printed."""
+    with local_pool_process("--quiet", *args, start_timeout=CLI_START_TIMEOUT_SECONDS) as running:
+        assert ENDPOINT_LINE.match(running.first_line), f"unexpected first line: {running.first_line!r}"
+        yield running

@@ -1,0 +1,76 @@
+"""Run `python -m localpool` as a child process: for scripts, benchmarks and tests that want the
+pool in its own process (its own interpreter and GIL), exactly as a person starts it.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from localpool.constants import ENDPOINT_LINE_PREFIX
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_START_TIMEOUT_SECONDS = 20.0
+STOP_TIMEOUT_SECONDS = 10.0
+
+
+class LocalPoolStartError(RuntimeError):
+    """`python -m localpool` exited or printed something else instead of its endpoint line."""
+
+
+@dataclass(frozen=True)
+class RunningPool:
+    """A `python -m localpool` child process and the endpoint it printed."""
+
+    process: subprocess.Popen[str]
+    endpoint: str
+    first_line: str
+
+
+@contextmanager
+def local_pool_process(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    start_timeout: float = DEFAULT_START_TIMEOUT_SECONDS,
+) -> Iterator[RunningPool]:
+    """Start `python -m localpool ARGS`, wait for its `POOL_MANAGEMENT_ENDPOINT=` line, stop it afterwards.
+
+    Raises LocalPoolStartError with the child's own message (e.g. Node.js missing) when it does
+    not start. The child is terminated (killed if it lingers) when the block ends.
+    """
+    process = subprocess.Popen(  # noqa: S603 - this interpreter and module, arguments from the caller
+        [sys.executable, "-m", "localpool", *args],
+        cwd=PROJECT_ROOT,
+        env=dict(os.environ if env is None else env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        ready, _, _ = select.select([process.stdout], [], [], start_timeout)
+        first_line = process.stdout.readline().rstrip("\n") if ready else ""
+        if not first_line.startswith(ENDPOINT_LINE_PREFIX):
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            problem = process.stderr.read().strip() or f"first line {first_line!r}"
+            raise LocalPoolStartError(f"python -m localpool did not start: {problem}")
+        yield RunningPool(process, first_line.removeprefix(ENDPOINT_LINE_PREFIX), first_line)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()

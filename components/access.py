@@ -53,7 +53,7 @@ def plan_executor_grants(settings: PoolSettings, identity: DeploymentIdentity) -
     role_id = role_definition_id(identity.subscription_id)
     principals: list[tuple[str, str, str]] = []
     if settings.assign_deployer:
-        if not GUID_PATTERN.match(identity.object_id or ""):
+        if not GUID_PATTERN.fullmatch(identity.object_id or ""):
             raise SettingsError(
                 [
                     f"{CONFIG_NAMESPACE}:assignDeployer = true: the object id of the identity running the "

@@ -51,6 +51,8 @@ MAX_USER_TAGS = MAX_TAGS - len(RESERVED_TAGS)
 # Keep echoed values short: a message must stay readable when someone pastes a large blob.
 _MAX_SHOWN_VALUE_CHARS = 80
 _POOL_NAME_HASH_CHARS = 6
+# Longer than any allowed integer setting (at most 4 digits) with room for leading zeros.
+_MAX_INTEGER_DIGITS = 18
 
 
 class SettingsError(ValueError):
@@ -229,7 +231,10 @@ class _Problems:
 
 def _show(value: Any) -> str:
     """Render a value the way a person wrote it, shortened when long."""
-    text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+    try:
+        text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+    except (ValueError, RecursionError):  # an integer too long to print, nesting too deep to walk
+        text = f"<a {type(value).__name__} too large to show>"
     if len(text) > _MAX_SHOWN_VALUE_CHARS:
         text = text[: _MAX_SHOWN_VALUE_CHARS - 3] + "..."
     return text
@@ -252,7 +257,8 @@ def _as_integer(value: Any) -> int:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+    # Every allowed number is small: a longer string is a mistake, not a number to convert.
+    if isinstance(value, str) and re.fullmatch(rf"\s*[+-]?\d{{1,{_MAX_INTEGER_DIGITS}}}\s*", value):
         return int(value)
     raise _Invalid
 
@@ -269,7 +275,7 @@ def _as_json(value: Any, kind: type) -> Any:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, RecursionError) as error:  # RecursionError: absurdly deep nesting
             raise _Invalid from error
     if not isinstance(value, kind):
         raise _Invalid
@@ -328,7 +334,7 @@ def _parse_executors(problems: _Problems, items: list[Any]) -> tuple[Executor, .
         if unknown:
             problems.add(key, item, f"only the keys principalId and principalType (unknown: {', '.join(unknown)})")
         principal_id = item.get("principalId")
-        if not isinstance(principal_id, str) or not GUID_PATTERN.match(principal_id):
+        if not isinstance(principal_id, str) or not GUID_PATTERN.fullmatch(principal_id):
             problems.add(
                 f"{key}.principalId",
                 principal_id,
@@ -362,9 +368,15 @@ def _parse_tags(problems: _Problems, tags: dict[Any, Any]) -> dict[str, str]:
             f"at most {MAX_USER_TAGS} tags ({MAX_TAGS} per resource, {len(RESERVED_TAGS)} set by the program)",
         )
     parsed: dict[str, str] = {}
+    seen: dict[str, str] = {}
     for name, value in tags.items():
         key = f"tags.{name}"
-        if not name or len(name) > MAX_TAG_KEY_LENGTH:
+        if not isinstance(name, str):
+            problems.add(key, name, "a tag name that is a string")
+        elif name.lower() in seen:
+            # Azure compares tag names without regard to case: one of the two would be lost.
+            problems.add(key, value, f"each tag name once, ignoring case (it is already tags.{seen[name.lower()]})")
+        elif not name or len(name) > MAX_TAG_KEY_LENGTH:
             problems.add(key, name, f"a tag name of 1 to {MAX_TAG_KEY_LENGTH} characters")
         elif any(char in FORBIDDEN_TAG_KEY_CHARACTERS for char in name):
             problems.add(key, name, f"a tag name without any of {' '.join(FORBIDDEN_TAG_KEY_CHARACTERS)}")
@@ -376,6 +388,8 @@ def _parse_tags(problems: _Problems, tags: dict[Any, Any]) -> dict[str, str]:
             problems.add(key, value, f"a value of at most {MAX_TAG_VALUE_LENGTH} characters")
         else:
             parsed[name] = value
+        if isinstance(name, str):
+            seen.setdefault(name.lower(), name)
     return parsed
 
 
@@ -403,9 +417,9 @@ def parse_settings(raw: Mapping[str, Any], *, project: str, stack: str) -> PoolS
             values[spec.key] = spec.default
 
     location = values["location"]
-    if not LOCATION_PATTERN.match(location):
-        compact = re.sub(r"[^a-z0-9]", "", location.lower())
-        hint = f" (did you mean {compact}?)" if LOCATION_PATTERN.match(compact) else ""
+    if not LOCATION_PATTERN.fullmatch(location):
+        compact = re.sub(r"[\s_-]", "", location.lower())
+        hint = f" (did you mean {compact}?)" if LOCATION_PATTERN.fullmatch(compact) else ""
         problems.add("location", location, SETTINGS_BY_KEY["location"].allowed + hint)
 
     container_type = _choice(problems, "containerType", values["containerType"], CONTAINER_TYPES)
@@ -426,11 +440,14 @@ def parse_settings(raw: Mapping[str, Any], *, project: str, stack: str) -> PoolS
     if not COOLDOWN_MIN_SECONDS <= cooldown <= COOLDOWN_MAX_SECONDS:
         problems.add("cooldownSeconds", raw.get("cooldownSeconds"), SETTINGS_BY_KEY["cooldownSeconds"].allowed)
 
-    pool_name = values["poolName"] or default_pool_name(project, stack)
-    if not POOL_NAME_PATTERN.match(pool_name):
+    # Derived only when unset: an explicit empty name is a mistake to report, not a default.
+    pool_name = default_pool_name(project, stack) if values["poolName"] is None else values["poolName"]
+    if not POOL_NAME_PATTERN.fullmatch(pool_name):
         problems.add("poolName", pool_name, SETTINGS_BY_KEY["poolName"].allowed)
-    group_name = values["resourceGroupName"] or default_resource_group_name(project, stack)
-    if not RESOURCE_GROUP_NAME_PATTERN.match(group_name) or group_name.endswith("."):
+    group_name = values["resourceGroupName"]
+    if group_name is None:
+        group_name = default_resource_group_name(project, stack)
+    if not RESOURCE_GROUP_NAME_PATTERN.fullmatch(group_name) or group_name.endswith("."):
         problems.add("resourceGroupName", group_name, SETTINGS_BY_KEY["resourceGroupName"].allowed)
 
     executors = _parse_executors(problems, list(values["executors"]))

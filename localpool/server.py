@@ -292,7 +292,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
                 "MissingIdentifier",
                 f"The identifier query parameter is required (the session's name: {IDENTIFIER_RULE}).",
             )
-        if not IDENTIFIER_PATTERN.match(values[0]):
+        if not IDENTIFIER_PATTERN.fullmatch(values[0]):
             raise ApiError(
                 HTTPStatus.BAD_REQUEST,
                 "InvalidIdentifier",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import re
 import runpy
 import sys
 from collections.abc import Mapping
@@ -44,6 +45,20 @@ GET_CLIENT_CONFIG = "azure-native:authorization:getClientConfig"
 SESSION_POOL_API_VERSION = "2025-02-02-preview"
 
 
+class _StackFileLoader(yaml.SafeLoader):
+    """YAML as the Pulumi CLI reads stack files: only true/false are booleans (YAML 1.2), so a
+    `protect: yes` stays the string "yes" here too, and the settings reject it as the program would."""
+
+
+_StackFileLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_StackFileLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 class EngineError(Exception):
     """The offline engine cannot run this stack (e.g. a missing stack file or an encrypted value)."""
 
@@ -72,6 +87,8 @@ class RegisteredResource:
     custom: bool
     id: str
     state: dict[str, Any]
+    # The URNs each input waits for: what makes Pulumi create a pool before its role assignments.
+    property_dependencies: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -99,12 +116,17 @@ class ProgramRun:
 class AzureMocks(pulumi.runtime.Mocks):
     """Answers registrations and invokes the way Azure Resource Manager would."""
 
-    def __init__(self, identity: OfflineIdentity) -> None:
+    def __init__(self, identity: OfflineIdentity, preview: bool = False) -> None:
         self.identity = identity
+        self.preview = preview
         self.calls: list[str] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         inputs = dict(args.inputs)
+        if self.preview:
+            # As on a first `pulumi preview`: nothing exists yet, so ids and read-only outputs
+            # (the pool's id and endpoint) are unknown.
+            return "", inputs
         subscription = self.identity.subscription_id
         if args.typ == RESOURCE_GROUP_TYPE:
             name = inputs["resourceGroupName"]
@@ -166,6 +188,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     custom=bool(request.custom),
                     id=registration.id,
                     state=dict(registration.state),
+                    property_dependencies={
+                        name: frozenset(dependencies.urns)
+                        for name, dependencies in request.propertyDependencies.items()
+                    },
                 )
             )
         return response
@@ -187,8 +213,14 @@ def load_stack_config(stack: str, project_dir: Path = PROJECT_ROOT) -> dict[str,
     if not path.is_file():
         known = ", ".join(list_stacks(project_dir)) or "none"
         raise EngineError(f"there is no stack file {path.name} (stacks with a file here: {known})")
-    document = yaml.safe_load(path.read_text()) or {}
-    config = document.get("config") or {}
+    try:
+        document = yaml.load(path.read_text(), Loader=_StackFileLoader) or {}  # noqa: S506 - a safe loader
+    except yaml.YAMLError as error:
+        raise EngineError(f"{path.name} is not valid YAML: {error}") from None
+    config = document.get("config") if isinstance(document, dict) else None
+    if not isinstance(config or {}, dict):
+        raise EngineError(f"{path.name}: 'config' must be a map of keys to values, not {type(config).__name__}")
+    config = config or {}
     prefix = f"{CONFIG_NAMESPACE}:"
     return {key[len(prefix) :]: value for key, value in config.items() if key.startswith(prefix)}
 
@@ -219,7 +251,7 @@ def run_program(
     """
     values = dict(load_stack_config(stack, project_dir) if config is None else config)
     cli_config = {f"{CONFIG_NAMESPACE}:{key}": as_cli_value(key, value) for key, value in values.items()}
-    mocks = AzureMocks(identity or OfflineIdentity())
+    mocks = AzureMocks(identity or OfflineIdentity(), preview=preview)
     monitor = RecordingMonitor(mocks)
     run = ProgramRun(stack=stack, config=values)
     if str(project_dir) not in sys.path:

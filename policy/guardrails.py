@@ -214,11 +214,11 @@ def _scope_kind(scope: str) -> str:
     """Name what a role assignment scope covers, for a message."""
     if scope.strip() == "/":
         return "the whole tenant (root scope '/')"
-    if SUBSCRIPTION_SCOPE_PATTERN.match(scope):
+    if SUBSCRIPTION_SCOPE_PATTERN.fullmatch(scope):
         return f"the subscription {scope!r}"
-    if RESOURCE_GROUP_SCOPE_PATTERN.match(scope):
+    if RESOURCE_GROUP_SCOPE_PATTERN.fullmatch(scope):
         return f"the resource group {scope!r}"
-    if MANAGEMENT_GROUP_SCOPE_PATTERN.match(scope):
+    if MANAGEMENT_GROUP_SCOPE_PATTERN.fullmatch(scope):
         return f"the management group {scope!r}"
     return f"{scope!r}, which is not a session pool"
 
@@ -237,7 +237,7 @@ def check_scope_is_session_pool(args: ResourceValidationArgs) -> list[str]:
             f"{describe(args)} has no scope; scope it to the session pool's id ({POOL_SCOPE_SHAPE}), "
             "e.g. scope=session_pool.id."
         ]
-    if SESSION_POOL_SCOPE_PATTERN.match(scope):
+    if SESSION_POOL_SCOPE_PATTERN.fullmatch(scope):
         return []
     return [
         f"{describe(args)} is scoped to {_scope_kind(scope)}; role assignments must be scoped to a session "

@@ -79,6 +79,8 @@ def test_unknown_stack_is_a_clear_error(project_root: Path) -> None:
         ),
         ("dynamic-sessions:poolName: my-pool", "dynamic-sessions:poolName = 'my-pool'"),
         ("dynamic-sessions:secret:\n    secure: v1:abc", "encrypted secret"),
+        # YAML 1.2, as the Pulumi CLI reads it: `yes` is a string, which protect does not accept.
+        ("dynamic-sessions:protect: yes", "dynamic-sessions:protect = 'yes': expected true or false"),
     ],
 )
 def test_bad_stack_file_exits_2_with_the_message_and_no_traceback(
@@ -93,3 +95,20 @@ def test_bad_stack_file_exits_2_with_the_message_and_no_traceback(
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("config: [unclosed\n", "Pulumi.broken.yaml is not valid YAML"),
+        ("config:\n  - dynamic-sessions:maxSessions\n", "'config' must be a map of keys to values, not list"),
+    ],
+)
+def test_malformed_stack_file_exits_2_with_a_message(
+    project_root: Path, tmp_path: Path, content: str, expected: str
+) -> None:
+    (tmp_path / "Pulumi.broken.yaml").write_text(content)
+    result = plan(project_root, "--stack", "broken", "--project-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr

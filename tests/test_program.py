@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import SHIPPED_STACKS
+from pulumi.output import Unknown
 
 from components.access import role_assignment_name
 from components.azure import SESSION_EXECUTOR_ROLE_ID
@@ -258,9 +259,41 @@ def test_custom_names_are_used_as_given() -> None:
     )
 
 
-def test_preview_mode_registers_the_same_inputs() -> None:
+def test_first_preview_has_unknowns_only_where_resources_feed_each_other() -> None:
     preview, update = run_program("prod", preview=True), run_program("prod")
+    assert preview.error is None
     assert len(preview.resources) == len(update.resources) == 5
-    by_name = {r.name: r.inputs for r in update.resources}
+    unknown = {
+        (resource.name, key)
+        for resource in preview.resources
+        for key, value in resource.inputs.items()
+        if isinstance(value, Unknown)
+    }
+    assert unknown == {
+        ("pool-pool", "resourceGroupName"),
+        ("pool-executor-deployer", "scope"),
+        (f"pool-executor-{PROD_GROUP}", "scope"),
+    }
+    known_in_update = {r.name: r.inputs for r in update.resources}
     for resource in preview.resources:
-        assert resource.inputs == by_name[resource.name]
+        for key, value in resource.inputs.items():
+            if (resource.name, key) not in unknown:
+                assert value == known_in_update[resource.name][key], (resource.name, key)
+    # Role assignment names never wait for Azure: a preview shows the same names as the deploy.
+    assert {r.inputs["roleAssignmentName"] for r in preview.by_type(ROLE_ASSIGNMENT_TYPE)} == {
+        r.inputs["roleAssignmentName"] for r in update.by_type(ROLE_ASSIGNMENT_TYPE)
+    }
+    assert preview.outputs["poolManagementEndpoint"] is None  # known after the deploy
+    assert preview.outputs["executorPrincipalIds"] == update.outputs["executorPrincipalIds"]
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_pool_waits_for_its_group_and_roles_wait_for_the_pool(stack_runs: dict[str, ProgramRun], stack: str) -> None:
+    run = stack_runs[stack]
+    group, pool = run.one(RESOURCE_GROUP_TYPE), run.one(SESSION_POOL_TYPE)
+    assert pool.property_dependencies["resourceGroupName"] == {group.urn}
+    assignments = run.by_type(ROLE_ASSIGNMENT_TYPE)
+    assert assignments
+    for assignment in assignments:
+        # The scope is the pool's own output, so Azure sees the pool before its role assignments.
+        assert assignment.property_dependencies["scope"] == {pool.urn}

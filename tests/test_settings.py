@@ -237,6 +237,18 @@ BAD_SETTINGS: list[tuple[dict[str, Any], str, str]] = [
     ({"tags": {"managed-by": "me"}}, "tags.managed-by", "sets this tag itself"),
     ({"tags": {f"t{i}": "v" for i in range(48)}}, "tags", "at most 47 tags"),
     ({"maxSession": "5"}, "maxSession", "did you mean maxSessions"),
+    # A YAML block scalar ends in a newline; `$` alone would let it through.
+    ({"location": "westus\n"}, "location", "did you mean westus"),
+    ({"poolName": "mypool\n"}, "poolName", "3-63 characters"),
+    ({"resourceGroupName": "rg-x\n"}, "resourceGroupName", "1-90 characters"),
+    ({"executors": [{"principalId": GUID + "\n", "principalType": "User"}]}, "executors[0].principalId", "GUID"),
+    # Empty is a mistake, not "derive the name for me" (that is what leaving it unset means).
+    ({"poolName": ""}, "poolName", "3-63 characters"),
+    ({"resourceGroupName": ""}, "resourceGroupName", "1-90 characters"),
+    ({"maxSessions": "9" * 5000}, "maxSessions", "whole number"),
+    ({"readySessions": "9" * 5000}, "readySessions", "from 1 to maxSessions"),
+    ({"executors": "[" * 100_000 + "]" * 100_000}, "executors", "a list of"),
+    ({"tags": {"Owner": "a", "owner": "b"}}, "tags.owner", "ignoring case"),
 ]
 
 
@@ -253,13 +265,24 @@ def test_bad_setting_is_rejected_with_key_value_and_allowed(raw: dict[str, Any],
     assert len(caught.value.problems) == 1, caught.value.problems
 
 
-@pytest.mark.parametrize(("raw", "key", "allowed"), BAD_SETTINGS[::4], ids=[case[1] for case in BAD_SETTINGS[::4]])
+@pytest.mark.parametrize(
+    ("raw", "key", "allowed"), BAD_SETTINGS, ids=[f"{case[1]}-{i}" for i, case in enumerate(BAD_SETTINGS)]
+)
 def test_bad_setting_stops_the_program_before_any_resource(raw: dict[str, Any], key: str, allowed: str) -> None:
-    run = run_program("dev", {key: as_cli_value(key, value) for key, value in raw.items()})
+    # The values go in as the Pulumi CLI passes them: strings, with lists and maps as JSON.
+    run = run_program("dev", {name: as_cli_value(name, value) for name, value in raw.items()})
     assert run.resources == []
     assert run.outputs == {}
+    assert run.error is not None and run.error.startswith("Invalid configuration of stack 'dev'")
     assert f"dynamic-sessions:{key}" in run.error and allowed in run.error
-    assert "Traceback" not in run.error
+
+
+def test_values_only_python_callers_can_pass_are_reported_too() -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse({"tags": {1: "a"}, "maxSessions": 10**5000})
+    message = str(caught.value)
+    assert "dynamic-sessions:tags.1 = 1: expected a tag name that is a string." in message
+    assert "dynamic-sessions:maxSessions = <a int too large to show>" in message
 
 
 def test_the_message_shows_the_value_given() -> None:

@@ -5,6 +5,10 @@ Azure's spec (tests/data, source in SOURCES.md) is Swagger 2.0; it is turned int
 must not be sent, and unknown properties are refused so that a misspelled wire name fails. The
 `location` and `tags` of ARM's TrackedResource come from common-types, which the spec only links to,
 so they are written out here.
+
+The spec kept is the newest stable one (2026-01-01); pulumi-azure-native 3.x sends the pool with
+2025-02-02-preview, whose session-pool schema has the same shape for every property sent here
+(scaleConfiguration, dynamicPoolConfiguration.lifecycleConfiguration, sessionNetworkConfiguration).
 """
 
 from __future__ import annotations

@@ -750,3 +750,15 @@ def test_the_shipped_prod_stack_is_refused() -> None:
     )
     assert result.returncode == 1
     assert "refused" in result.stderr
+
+
+def test_drift_never_runs_while_the_same_stack_deploys() -> None:
+    drift = WORKFLOWS["drift"]["jobs"]["drift"]["concurrency"]
+    deploy = WORKFLOWS["deploy"]["jobs"]["deploy-dev"]["concurrency"]
+    assert drift["cancel-in-progress"] is False
+    assert drift["group"].replace("${{ matrix.stack }}", "dev") == deploy["group"]
+
+
+def test_deploy_jobs_ship_only_main() -> None:
+    for stack in STACKS:
+        assert WORKFLOWS["deploy"]["jobs"][f"deploy-{stack}"]["if"] == "github.ref == 'refs/heads/main'"

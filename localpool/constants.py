@@ -43,8 +43,13 @@ SESSION_HEAP_MB = 256
 SESSION_ADDRESS_SPACE_BYTES = 2 * 1024 * 1024 * 1024
 # How long a new Node.js process may take to report that it is ready.
 INTERPRETER_START_TIMEOUT_SECONDS = 10.0
-# Protocol lines from the runner longer than this are dropped (the runner caps its own output).
+# Largest file a session may write (RLIMIT_FSIZE; a bigger write fails with EFBIG). It bounds one
+# file, not the directory: a session can still write many files until its cooldown ends it.
+SESSION_FILE_SIZE_BYTES = 64 * 1024 * 1024
+# Protocol messages from the runner longer than this are refused (the runner caps its own output).
 MAX_PROTOCOL_LINE_BYTES = 1024 * 1024
+# Random bytes of the marker that starts every protocol message (see runner.js).
+FRAME_MARKER_BYTES = 16
 # How much of the Node.js process's own stderr is kept to explain a crash.
 STDERR_TAIL_BYTES = 4096
 # How long to wait for a process to exit after SIGTERM before SIGKILL.

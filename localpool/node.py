@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
-import queue
 import re
 import resource
+import secrets
 import shutil
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from localpool.constants import (
+    FRAME_MARKER_BYTES,
     INTERPRETER_START_TIMEOUT_SECONDS,
     MAX_PROTOCOL_LINE_BYTES,
     MIN_NODE_MAJOR,
@@ -27,6 +29,7 @@ from localpool.constants import (
     NODE_INSTALL_HINT,
     PROCESS_STOP_GRACE_SECONDS,
     SESSION_ADDRESS_SPACE_BYTES,
+    SESSION_FILE_SIZE_BYTES,
     SESSION_HEAP_MB,
     STDERR_TAIL_BYTES,
 )
@@ -37,8 +40,12 @@ _VERSION_PATTERN = re.compile(r"^v(\d+)\.(\d+)\.(\d+)")
 _VERSION_TIMEOUT_SECONDS = 10.0
 # The permission model's flag lost its "experimental-" prefix in Node 23.5 and 22.13.
 _STABLE_PERMISSION_FLAG_SINCE = ((22, 13), (23, 5))
-# The runner sends no more than this after a kill; the reader drains it in chunks this big.
+# The readers drain the runner's stdout and stderr in chunks this big (a pipe holds 64 KiB).
 _READ_CHUNK_BYTES = 64 * 1024
+# The runner times an execution inside the server's own measurement of it; allow for rounding.
+_DURATION_SLACK_MS = 100.0
+# What the reader waits for while an interpreter starts (request ids are 32 hex digits).
+_READY = "ready"
 
 
 class NodeUnavailableError(RuntimeError):
@@ -110,7 +117,9 @@ class RunOutcome:
     """What happened to one execution inside the interpreter.
 
     kind is "ok" (finished), "error" (the code threw or its promise rejected), "timeout" (killed
-    after the deadline) or "crash" (the process died, e.g. out of memory).
+    after the deadline), "crash" (the process died, e.g. out of memory) or "broken" (the runner
+    answered with a message the server cannot use, e.g. after session code tampered with it;
+    error_message says what was wrong).
     """
 
     kind: str
@@ -125,8 +134,57 @@ class RunOutcome:
     process_stderr: str = ""
 
 
-# Sentinel the reader thread queues when the runner's stdout closes.
+# What the mailbox holds once the runner's stdout has closed (the process is gone).
 _EOF = object()
+
+
+class FrameScanner:
+    """Finds the runner's marked protocol messages in its stdout and discards every other byte.
+
+    Session code can write anything to fd 1, at any rate; the scanner only searches each chunk
+    for the marker (no per-line work, no parsing) and keeps at most one message's bytes.
+    """
+
+    def __init__(self, marker: bytes, max_frame_bytes: int) -> None:
+        """Scan for messages starting with marker and ending at a newline, at most max_frame_bytes long."""
+        self._marker = marker
+        self._max_frame_bytes = max_frame_bytes
+        # The bytes of the message being read, or None while searching for a marker.
+        self._frame: bytearray | None = None
+        # The end of the previous chunk, in case a marker straddles two chunks.
+        self._carry = b""
+
+    def feed(self, chunk: bytes) -> list[bytes | None]:
+        """The messages completed by chunk, in order; None stands for one that was too long."""
+        data = self._carry + chunk if self._carry else chunk
+        self._carry = b""
+        found: list[bytes | None] = []
+        position = 0
+        while position < len(data):
+            if self._frame is None:
+                start = data.find(self._marker, position)
+                if start < 0:
+                    keep = min(len(self._marker) - 1, len(data) - position)
+                    self._carry = data[len(data) - keep :] if keep else b""
+                    break
+                self._frame = bytearray()
+                position = start + len(self._marker)
+                continue
+            end = data.find(b"\n", position)
+            piece_end = len(data) if end < 0 else end
+            if len(self._frame) + piece_end - position > self._max_frame_bytes:
+                # Too long to be the runner's: report it once, then look for the next marker.
+                found.append(None)
+                self._frame = None
+                position = piece_end
+                continue
+            self._frame += data[position:piece_end]
+            if end < 0:
+                break
+            found.append(bytes(self._frame))
+            self._frame = None
+            position = end + 1
+        return found
 
 
 class Interpreter:
@@ -138,7 +196,15 @@ class Interpreter:
     def __init__(self, runtime: NodeRuntime, workdir: Path, stream_max_chars: int) -> None:
         """Start the process and wait until the runner says it is ready and contained."""
         self.workdir = workdir
-        self._messages: queue.Queue[Any] = queue.Queue()
+        self._stream_max_chars = stream_max_chars
+        # Given to the runner on stdin before any session code runs; see runner.js.
+        self._marker = secrets.token_hex(FRAME_MARKER_BYTES)
+        # The one message the reader may deliver: the reply to the awaited request (or "ready").
+        # Everything else is dropped, so nothing piles up however much the runner writes.
+        self._mailbox = threading.Condition()
+        self._expected: str | None = _READY
+        self._reply: dict[str, Any] | str | None = None
+        self._eof = False
         self._stderr_tail = bytearray()
         self._stderr_lock = threading.Lock()
         command = [
@@ -183,12 +249,29 @@ class Interpreter:
         """Whether the Node.js process is still running."""
         return self._process.poll() is None
 
-    def _await_ready(self) -> None:
+    def _send(self, message: Mapping[str, str]) -> bool:
+        """Write one line to the runner's stdin; False when the process is gone."""
+        assert self._process.stdin is not None
         try:
-            message = self._messages.get(timeout=INTERPRETER_START_TIMEOUT_SECONDS)
-        except queue.Empty:
-            message = None
-        if message is _EOF or not isinstance(message, dict) or message.get("type") != "ready":
+            self._process.stdin.write(json.dumps(message).encode() + b"\n")
+            self._process.stdin.flush()
+        except OSError:
+            return False
+        return True
+
+    def _await_reply(self, deadline: float) -> object:
+        """The awaited message (a dict), what was wrong with a broken one (a str), _EOF, or None at the deadline."""
+        with self._mailbox:
+            self._mailbox.wait_for(lambda: self._reply is not None or self._eof, max(0.0, deadline - time.monotonic()))
+            reply = self._reply if self._reply is not None else (_EOF if self._eof else None)
+            self._expected, self._reply = None, None
+            return reply
+
+    def _await_ready(self) -> None:
+        message = None
+        if self._send({"frame": self._marker}):
+            message = self._await_reply(time.monotonic() + INTERPRETER_START_TIMEOUT_SECONDS)
+        if not isinstance(message, dict):
             self.close()
             raise InterpreterError(
                 "Node.js did not start the session runner"
@@ -201,36 +284,57 @@ class Interpreter:
                 "contained; refusing to run it."
             )
         # Capping the address space only now avoids failing V8's own start-up reservations; no user
-        # code has run yet. This also bounds Buffers, which live outside the V8 heap limit.
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            limit = (SESSION_ADDRESS_SPACE_BYTES, SESSION_ADDRESS_SPACE_BYTES)
-            resource.prlimit(self._process.pid, resource.RLIMIT_AS, limit)
+        # code has run yet. This also bounds Buffers, which live outside the V8 heap limit. The file
+        # size cap makes a too-big write fail with EFBIG (Node ignores SIGXFSZ).
+        limits = ((resource.RLIMIT_AS, SESSION_ADDRESS_SPACE_BYTES), (resource.RLIMIT_FSIZE, SESSION_FILE_SIZE_BYTES))
+        for limit, size in limits:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                resource.prlimit(self._process.pid, limit, (size, size))
 
     def _read_messages(self, stream: IO[bytes]) -> None:
-        """Queue every protocol message; ignore noise (e.g. code writing straight to fd 1)."""
-        while True:
-            line = stream.readline(MAX_PROTOCOL_LINE_BYTES + 1)
-            if not line:
-                break
-            if not line.endswith(b"\n"):
-                # Over-long line: drop it and the rest of it, chunk by chunk.
-                while line and not line.endswith(b"\n"):
-                    line = stream.readline(_READ_CHUNK_BYTES)
-                continue
-            try:
-                message = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(message, dict):
-                self._messages.put(message)
+        """Drain the runner's stdout, delivering only the awaited message (see FrameScanner)."""
+        scanner = FrameScanner(self._marker.encode(), MAX_PROTOCOL_LINE_BYTES)
+        while chunk := stream.read1(_READ_CHUNK_BYTES):  # type: ignore[attr-defined]
+            for frame in scanner.feed(chunk):
+                self._deliver(frame)
         stream.close()
-        self._messages.put(_EOF)
+        with self._mailbox:
+            self._eof = True
+            self._mailbox.notify_all()
+
+    def _deliver(self, frame: bytes | None) -> None:
+        """Hand a marked message to the waiting execute() if it is the one awaited; drop it otherwise."""
+        with self._mailbox:
+            expected = self._expected
+            if expected is None or self._reply is not None:
+                return
+        # Only the runner writes marked messages, so one that cannot be read means it is broken.
+        reply: dict[str, Any] | str
+        if frame is None:
+            reply = f"a message longer than {MAX_PROTOCOL_LINE_BYTES} bytes"
+        else:
+            try:
+                message = json.loads(frame)
+            except (ValueError, UnicodeDecodeError):
+                message = None
+            if not isinstance(message, dict):
+                reply = "a message that is not a JSON object"
+            elif message.get("type") != ("ready" if expected == _READY else "result"):
+                return
+            elif expected != _READY and message.get("id") != expected:
+                return  # not the awaited request's (nothing else is ever pending)
+            else:
+                reply = message
+        with self._mailbox:
+            if self._expected == expected and self._reply is None:
+                self._reply = reply
+                self._mailbox.notify_all()
 
     def _read_stderr(self, stream: IO[bytes]) -> None:
         """Keep the tail of the process's own stderr (V8's out-of-memory report lands here)."""
         while chunk := stream.read1(_READ_CHUNK_BYTES):  # type: ignore[attr-defined]
             with self._stderr_lock:
-                self._stderr_tail += chunk
+                self._stderr_tail += chunk[-STDERR_TAIL_BYTES:]
                 del self._stderr_tail[:-STDERR_TAIL_BYTES]
         stream.close()
 
@@ -243,26 +347,23 @@ class Interpreter:
         """Run code; on timeout the process is killed (its state is lost), the caller replaces it."""
         started = time.monotonic()
         request_id = uuid.uuid4().hex
-        assert self._process.stdin is not None
-        try:
-            self._process.stdin.write(json.dumps({"id": request_id, "code": code}).encode() + b"\n")
-            self._process.stdin.flush()
-        except OSError:
+        with self._mailbox:
+            self._expected, self._reply = request_id, None
+        if not self._send({"id": request_id, "code": code}):
             return self._crashed(started)
-        deadline = started + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self.close()
-                return RunOutcome(kind="timeout", duration_ms=_elapsed_ms(started))
-            try:
-                message = self._messages.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if message is _EOF:
-                return self._crashed(started)
-            if message.get("type") == "result" and message.get("id") == request_id:
-                return _outcome_from_message(message)
+        reply = self._await_reply(started + timeout)
+        if reply is None:
+            self.close()
+            return RunOutcome(kind="timeout", duration_ms=_elapsed_ms(started))
+        if reply is _EOF:
+            return self._crashed(started)
+        elapsed_ms = (time.monotonic() - started) * 1000
+        outcome = outcome_from_message(reply, self._stream_max_chars, elapsed_ms) if isinstance(reply, dict) else None
+        if outcome is None:
+            problem = reply if isinstance(reply, str) else "a reply with missing, mistyped or out-of-range fields"
+            self.close()
+            return RunOutcome(kind="broken", duration_ms=round(elapsed_ms), error_message=problem)
+        return outcome
 
     def _crashed(self, started: float) -> RunOutcome:
         try:
@@ -295,23 +396,38 @@ def _elapsed_ms(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
 
 
-def _text(message: Mapping[str, Any], key: str) -> str:
+def _text(message: Mapping[str, Any], key: str, max_chars: int) -> str | None:
+    """message[key] if it is a string of at most max_chars characters, else None."""
     value = message.get(key)
-    return value if isinstance(value, str) else ""
+    return value if isinstance(value, str) and len(value) <= max_chars else None
 
 
-def _outcome_from_message(message: Mapping[str, Any]) -> RunOutcome:
-    error = message.get("error")
+def outcome_from_message(message: Mapping[str, Any], max_chars: int, elapsed_ms: float) -> RunOutcome | None:
+    """The outcome a runner's result message describes, or None if any field is missing or malformed.
+
+    Every field is checked (type, length, a finite duration no longer than the server measured):
+    session code can tamper with its runner, and what it sends must never break the server.
+    """
+    stdout, stderr, result = (_text(message, key, max_chars) for key in ("stdout", "stderr", "result"))
     duration = message.get("durationMs")
-    outcome = RunOutcome(
-        kind="error" if isinstance(error, dict) else "ok",
-        stdout=_text(message, "stdout"),
-        stderr=_text(message, "stderr"),
-        result=_text(message, "result"),
-        duration_ms=round(duration) if isinstance(duration, int | float) else 0,
-    )
-    if isinstance(error, dict):
-        outcome.error_name = _text(error, "name")
-        outcome.error_message = _text(error, "message")
-        outcome.error_code = _text(error, "code")
+    if (
+        stdout is None
+        or stderr is None
+        or result is None
+        or isinstance(duration, bool)
+        or not isinstance(duration, int | float)
+        or not math.isfinite(duration)
+        or not 0 <= duration <= elapsed_ms + _DURATION_SLACK_MS
+    ):
+        return None
+    outcome = RunOutcome(kind="ok", stdout=stdout, stderr=stderr, result=result, duration_ms=round(duration))
+    error = message.get("error")
+    if error is None:
+        return outcome
+    if not isinstance(error, dict):
+        return None
+    name, text, code = (_text(error, key, max_chars) for key in ("name", "message", "code"))
+    if name is None or text is None or code is None:
+        return None
+    outcome.kind, outcome.error_name, outcome.error_message, outcome.error_code = "error", name, text, code
     return outcome

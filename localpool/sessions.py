@@ -96,6 +96,11 @@ def _describe_failure(outcome: RunOutcome, timeout: float) -> tuple[str, str]:
             ERROR_TIMEOUT,
             f"The execution did not finish within its timeout of {timeout:g} s and was stopped. {lost}",
         )
+    if outcome.kind == "broken":
+        return (
+            ERROR_CRASHED,
+            f"The session's Node.js process answered with {outcome.error_message}, so it was stopped. {lost}",
+        )
     process_stderr = outcome.process_stderr.lower()
     if any(marker in process_stderr for marker in _OUT_OF_MEMORY_MARKERS):
         cause = f"it ran out of memory (the JavaScript heap is capped at {SESSION_HEAP_MB} MB)"
@@ -241,7 +246,7 @@ class SessionManager:
                 execution.fail(ERROR_START_FAILED, str(error))
                 return
             outcome = interpreter.execute(code, timeout)
-            if outcome.kind in {"timeout", "crash"}:
+            if outcome.kind in {"timeout", "crash", "broken"}:
                 interpreter.close()
                 session.interpreter = None
             execution.finish(outcome, timeout)

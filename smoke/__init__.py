@@ -13,10 +13,12 @@ Exit codes:
     0  hello-world ran and printed exactly "hello-world\\n" on every API version checked
     1  the pool answered, but the execution failed (status not Success/Succeeded, a non-retryable
        HTTP 4xx, a body that is not the API's JSON) or printed something else
-    2  usage or configuration error: no endpoint, bad URL, no credential, bad --identifier, bad flag
+    2  usage or configuration error: no endpoint, bad URL (also: a URL requests cannot send), no
+       credential, bad --identifier, bad flag, --timeout under 0.5 s
     3  still unauthorized (HTTP 401/403) when the deadline passed
     4  unreachable or still failing at the deadline: network errors, timeouts, HTTP 5xx, 404, 429,
        an execution still Running
+    130  interrupted (Ctrl-C / SIGINT) before a verdict; the verdict line (or JSON object) says so
     With several API versions the worst outcome decides, in the order 2 > 3 > 4 > 1 > 0.
 
 Library use::

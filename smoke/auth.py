@@ -14,7 +14,8 @@ from smoke.errors import CredentialError
 from smoke.protocol import DEFAULT_TOKEN_SCOPE
 
 TOKEN_ENV_VAR = "DYNAMIC_SESSIONS_TOKEN"  # noqa: S105 - the variable's name, not a secret
-BEARER_PREFIX = "bearer "
+# A pasted "Authorization" value: the word Bearer, then whitespace or nothing at all ("Bearer " alone).
+_BEARER_PREFIX = re.compile(r"bearer(?:\s+|$)", re.IGNORECASE)
 REDACTED = "[REDACTED]"
 # Secrets shorter than this (only ever test values; real tokens run to ~1500 characters) are
 # redacted only where they stand alone, so that a token like "x" does not mangle every word.
@@ -73,10 +74,11 @@ class TokenProvider(abc.ABC):
 
 
 def normalize_raw_token(raw: str) -> str:
-    """Strip whitespace and a leading ``Bearer `` from a pasted token."""
+    """Strip whitespace and a leading ``Bearer`` (followed by whitespace, or alone) from a pasted token."""
     token = raw.strip()
-    if token.lower().startswith(BEARER_PREFIX):
-        token = token[len(BEARER_PREFIX) :].strip()
+    prefix = _BEARER_PREFIX.match(token)
+    if prefix:
+        token = token[prefix.end() :].strip()
     return token
 
 
@@ -98,6 +100,12 @@ class StaticTokenProvider(TokenProvider):
             # Such a value cannot go into an HTTP header; usually two values pasted together.
             raise CredentialError(
                 f"{source} holds whitespace or control characters inside the token (value not shown). "
+                f"Set it to exactly the output of `{TOKEN_COMMAND}`."
+            )
+        if not self._token.isascii():
+            # Access tokens are base64url JWTs; anything else cannot travel in an HTTP header either.
+            raise CredentialError(
+                f"{source} holds characters that are not ASCII, so it is not an access token (value not shown). "
                 f"Set it to exactly the output of `{TOKEN_COMMAND}`."
             )
 

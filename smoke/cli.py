@@ -20,6 +20,7 @@ from smoke.settings import (
     DEFAULT_CONTAINER_TYPE,
     DEFAULT_REQUEST_TIMEOUT_SECONDS,
     DEFAULT_TIMEOUT_SECONDS,
+    MIN_ATTEMPT_SECONDS,
     validate_identifier,
 )
 
@@ -27,7 +28,7 @@ PROG = "python -m smoke"
 ENDPOINT_ENV_VAR = "POOL_MANAGEMENT_ENDPOINT"
 ALL_API_VERSIONS = "all"
 PROGRESS_PREFIX = "smoke: "
-INTERRUPTED_EXIT_CODE = 130  # the shell convention for Ctrl-C
+INTERRUPTED_MESSAGE = "interrupted (Ctrl-C) before a verdict"
 
 EPILOG = f"""\
 endpoint: --endpoint, else --stack (pulumi stack output), else ${ENDPOINT_ENV_VAR}.
@@ -39,6 +40,7 @@ exit codes:
   2  usage or configuration error (no endpoint, bad URL, no credential, bad --identifier, bad flag)
   3  still unauthorized (HTTP 401/403) when the deadline passed
   4  unreachable or still failing (network, timeouts, 5xx, 404, 429, still running) at the deadline
+  130  interrupted (Ctrl-C) before a verdict
   with several API versions the worst decides, in the order 2 > 3 > 4 > 1 > 0.
 """
 
@@ -59,6 +61,15 @@ def _seconds(text: str) -> float:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def _overall_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value < MIN_ATTEMPT_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"must be at least {MIN_ATTEMPT_SECONDS:g} seconds, the shortest time one request needs, got {text!r}"
+        )
     return value
 
 
@@ -87,10 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--identifier", metavar="ID", help="session identifier (default: a fresh smoke-<uuid>)")
     parser.add_argument(
         "--timeout",
-        type=_seconds,
+        type=_overall_seconds,
         default=DEFAULT_TIMEOUT_SECONDS,
         metavar="SECONDS",
-        help=f"overall deadline for the whole check, waits included (default: {DEFAULT_TIMEOUT_SECONDS:g})",
+        help=(
+            f"overall deadline for the whole check, waits included (default: {DEFAULT_TIMEOUT_SECONDS:g}, "
+            f"at least {MIN_ATTEMPT_SECONDS:g})"
+        ),
     )
     parser.add_argument(
         "--request-timeout",
@@ -107,8 +121,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _printable(text: str, encoding: str | None) -> str:
+    """``text`` with every character that is not printable, or not encodable on the stream, as an escape.
+
+    Control characters (newline, ESC), lone surrogates from a server's JSON and characters the
+    stream's encoding lacks become backslash escapes, so text from the server can neither break
+    the one verdict line, nor drive the terminal, nor make the write itself fail.
+    """
+    shown = "".join(
+        character if character.isprintable() else character.encode("unicode_escape").decode("ascii")
+        for character in text
+    )
+    if encoding:
+        shown = shown.encode(encoding, errors="backslashreplace").decode(encoding, errors="replace")
+    return shown
+
+
 class _Console:
-    """Every line the CLI prints goes through here, and through the token redactor."""
+    """Every line the CLI prints goes through here, through the token redactor, and is made printable."""
 
     def __init__(self, stdout: TextIO, stderr: TextIO, redactor: Redactor) -> None:
         self.stdout = stdout
@@ -116,12 +146,16 @@ class _Console:
         self.redact = redactor
 
     def result(self, text: str) -> None:
-        self.stdout.write(self.redact(text) + "\n")
-        self.stdout.flush()
+        self._write(self.stdout, text)
 
     def progress(self, line: str) -> None:
-        self.stderr.write(self.redact(PROGRESS_PREFIX + line) + "\n")
-        self.stderr.flush()
+        self._write(self.stderr, PROGRESS_PREFIX + line)
+
+    def _write(self, stream: TextIO, text: str) -> None:
+        encoding = getattr(stream, "encoding", None)
+        lines = self.redact(text).splitlines() or [""]
+        stream.write("".join(_printable(line, encoding) + "\n" for line in lines))
+        stream.flush()
 
 
 def _resolve_endpoint(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, str | None]:
@@ -155,8 +189,9 @@ def _container_type(args: argparse.Namespace, from_stack: str | None) -> str:
     return from_stack
 
 
-def _config_error_json(message: str, endpoint: str | None) -> dict[str, Any]:
-    return {"ok": False, "endpoint": endpoint, "exitCode": int(ExitCode.USAGE), "results": [], "error": message}
+def _no_verdict_json(message: str, endpoint: str | None, exit_code: ExitCode) -> dict[str, Any]:
+    """The one JSON object printed when no report exists: usage error, interruption, internal error."""
+    return {"ok": False, "endpoint": endpoint, "exitCode": int(exit_code), "results": [], "error": message}
 
 
 def main(
@@ -177,12 +212,13 @@ def main(
         redactor.add(normalize_raw_token(raw_token))
     console = _Console(stdout or sys.stdout, stderr or sys.stderr, redactor)
     json_mode = "--json" in argv
+    # Set only once the endpoint is valid: a rejected one may hold a password or a key in its query.
     endpoint_text: str | None = None
     try:
         args = build_parser().parse_args(argv)
         json_mode = args.json
-        endpoint_text, stack_container_type = _resolve_endpoint(args, env)
-        endpoint = PoolEndpoint.parse(endpoint_text)
+        given_endpoint, stack_container_type = _resolve_endpoint(args, env)
+        endpoint = PoolEndpoint.parse(given_endpoint)
         endpoint_text = endpoint.url
         container_type = _container_type(args, stack_container_type)
         identifier = validate_identifier(args.identifier) if args.identifier is not None else None
@@ -204,19 +240,23 @@ def main(
         message = str(error)
         console.progress(f"error: {message}")
         if json_mode:
-            console.result(json.dumps(_config_error_json(message, endpoint_text)))
+            console.result(json.dumps(_no_verdict_json(message, endpoint_text, ExitCode.USAGE)))
         return int(ExitCode.USAGE)
     except KeyboardInterrupt:
-        console.progress("interrupted")
-        return INTERRUPTED_EXIT_CODE
+        if json_mode:
+            console.result(json.dumps(_no_verdict_json(INTERRUPTED_MESSAGE, endpoint_text, ExitCode.INTERRUPTED)))
+        else:
+            where = f" on {endpoint_text}" if endpoint_text else ""
+            console.result(f"FAIL hello-world check {INTERRUPTED_MESSAGE}{where} (exit {int(ExitCode.INTERRUPTED)})")
+        return int(ExitCode.INTERRUPTED)
     except Exception as error:
         # A bug in the smoke check, not a verdict on the pool: show where, never the token.
         import traceback
 
         console.progress("internal error (a bug in the smoke check): " + traceback.format_exc().rstrip())
         if json_mode:
-            payload = {"ok": False, "endpoint": endpoint_text, "exitCode": int(ExitCode.EXECUTION_FAILED)}
-            console.result(json.dumps({**payload, "results": [], "error": f"internal error: {error!r}"}))
+            message = f"internal error: {error!r}"
+            console.result(json.dumps(_no_verdict_json(message, endpoint_text, ExitCode.EXECUTION_FAILED)))
         return int(ExitCode.EXECUTION_FAILED)
     if json_mode:
         console.result(json.dumps(report.to_json()))

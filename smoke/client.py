@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+import reprlib
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import requests
+from requests.structures import CaseInsensitiveDict
+from urllib3.exceptions import LocationValueError
 
 from smoke._version import __version__
 from smoke.auth import TokenProvider
 from smoke.endpoint import PoolEndpoint
-from smoke.errors import SmokeError
+from smoke.errors import ConfigurationError, SmokeError
 from smoke.protocol import (
     API_2024_02,
     API_2024_10,
@@ -26,6 +29,16 @@ USER_AGENT = f"dynamic-sessions-smoke/{__version__} python-requests/{requests.__
 CONNECT_TIMEOUT_SECONDS = 10.0
 # How much of a response body an error message quotes.
 BODY_EXCERPT_CHARS = 200
+# The API's answers are a few kilobytes (each output stream is capped at 4096 characters); anything
+# far larger is not an answer to hello-world, and is not read into memory in full.
+MAX_BODY_BYTES = 1024 * 1024
+READ_CHUNK_BYTES = 64 * 1024
+DEFAULT_CHARSET = "utf-8"
+# How deep and wide a JSON value of the wrong type is shown in a message ({"a": [1, ...]}).
+_VALUE_REPR = reprlib.Repr()
+_VALUE_REPR.maxlevel = 3
+_VALUE_REPR.maxstring = BODY_EXCERPT_CHARS
+_VALUE_REPR.maxother = BODY_EXCERPT_CHARS
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _ERRNO_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
 
@@ -38,9 +51,76 @@ class MalformedResponseError(SmokeError):
     """The answer is not the JSON object the API documents (an HTML page, truncated JSON, ...)."""
 
 
+# requests' errors that mean the request could not even be built: the URL, a header or the proxy
+# setting is unusable. Retrying cannot help; they are configuration errors (exit 2).
+_UNSENDABLE_ERRORS: tuple[type[Exception], ...] = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.URLRequired,
+    LocationValueError,  # urllib3: e.g. a host label longer than 63 characters
+    UnicodeError,  # a header value that cannot be encoded
+)
+
+
 def _one_line(text: str, limit: int = BODY_EXCERPT_CHARS) -> str:
     collapsed = " ".join(text.split())
     return collapsed if len(collapsed) <= limit else collapsed[: limit - 1] + "…"
+
+
+def _keep(text: str) -> str:
+    return text
+
+
+def describe_value(value: object) -> str:
+    """A JSON value for a message: strings as they are, anything else as a short, depth-limited repr."""
+    return value if isinstance(value, str) else _VALUE_REPR.repr(value)
+
+
+def parse_json(text: str) -> tuple[bool, Any]:
+    """``(True, value)`` for valid JSON, ``(False, None)`` otherwise (also for nesting too deep to parse)."""
+    try:
+        return True, json.loads(text)
+    except (ValueError, RecursionError):
+        return False, None
+
+
+def redact_json(value: Any, redact: Callable[[str], str]) -> Any:
+    """Pass every string in a parsed JSON value (keys included) through ``redact``, in place, without recursion.
+
+    A token the server echoed \\u-escaped only appears once the JSON is parsed; scrubbing it here, before
+    any message quotes or cuts the value, keeps even part of it out of every output.
+    """
+    if isinstance(value, str):
+        return redact(value)
+    pending: list[Any] = [value]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            items = list(node.items())
+            node.clear()
+            for key, item in items:
+                node[redact(key)] = redact(item) if isinstance(item, str) else item
+                if isinstance(item, dict | list):
+                    pending.append(item)
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                if isinstance(item, str):
+                    node[index] = redact(item)
+                elif isinstance(item, dict | list):
+                    pending.append(item)
+    return value
+
+
+def _decode(content: bytes, charset: str | None) -> str:
+    """The body as text in its declared charset; UTF-8 when none is declared or it is unknown or unusable."""
+    if charset:
+        try:
+            return content.decode(charset, errors="replace")
+        except (LookupError, ValueError, TypeError):  # "bogus-enc", "rot13", "idna" with errors="replace"
+            pass
+    return content.decode(DEFAULT_CHARSET, errors="replace")
 
 
 class HttpReply(NamedTuple):
@@ -50,6 +130,10 @@ class HttpReply(NamedTuple):
     headers: Mapping[str, str]  # case-insensitive (requests' CaseInsensitiveDict)
     text: str
     url: str
+    # Scrubs the token from every string parsed out of the body (the text itself is scrubbed already).
+    redact: Callable[[str], str] = _keep
+    # Why the body could not be read in full (too large, undecodable Content-Encoding), or None.
+    body_problem: str | None = None
 
     def looks_like_html(self) -> bool:
         """True for an HTML page (a gateway or proxy error page rather than an API answer)."""
@@ -58,18 +142,22 @@ class HttpReply(NamedTuple):
 
     def json_object(self) -> dict[str, Any]:
         """The body as a JSON object; MalformedResponseError (with a short excerpt) when it is anything else."""
+        if self.body_problem:
+            raise MalformedResponseError(self.body_problem)
         if self.looks_like_html():
             raise MalformedResponseError(f"the body is an HTML page, not JSON: {self.describe_body()}")
-        try:
-            body = json.loads(self.text)
-        except ValueError:
-            raise MalformedResponseError(f"the body is not valid JSON: {self.describe_body()}") from None
+        valid, body = parse_json(self.text)
+        if not valid:
+            raise MalformedResponseError(f"the body is not valid JSON: {self.describe_body()}")
+        body = redact_json(body, self.redact)
         if not isinstance(body, dict):
             raise MalformedResponseError(f"the body is JSON but not an object: {self.describe_body()}")
         return body
 
     def describe_body(self) -> str:
         """One line about the body for error messages: Azure error code and message, HTML title, or excerpt."""
+        if self.body_problem:
+            return self.body_problem
         if not self.text.strip():
             error_code = self.headers.get("x-ms-error-code")
             return f"empty body (x-ms-error-code: {error_code})" if error_code else "empty body"
@@ -77,13 +165,14 @@ class HttpReply(NamedTuple):
             title = _HTML_TITLE.search(self.text)
             label = _one_line(title.group(1)) if title and title.group(1).strip() else _one_line(self.text)
             return f"HTML page {label!r}"
-        try:
-            body = json.loads(self.text)
-        except ValueError:
+        valid, body = parse_json(self.text)
+        if not valid:
             return repr(_one_line(self.text))
+        body = redact_json(body, self.redact)
         error = body.get("error") if isinstance(body, dict) else None
         if isinstance(error, dict) and (error.get("code") or error.get("message")):
-            return _one_line(f"{error.get('code', 'Error')}: {error.get('message', '')}".strip().rstrip(":"))
+            code, message = describe_value(error.get("code", "Error")), describe_value(error.get("message", ""))
+            return _one_line(f"{code}: {message}".strip().rstrip(":"))
         return _one_line(self.text)
 
 
@@ -174,14 +263,22 @@ class SessionPoolClient:
         return self._send("GET", url, timeout)
 
     def get_operation(self, url: str, *, timeout: float) -> HttpReply:
-        """``GET`` an Operation-Location URL; refuses any URL outside the endpoint's origin."""
+        """``GET`` an Operation-Location URL; refuses any URL outside the endpoint's origin.
+
+        The URL comes from the server: when it cannot even be requested, that is a malformed answer
+        (MalformedResponseError), not a configuration error.
+        """
         if not self.endpoint.same_origin(url):
             raise SmokeError(
                 f"Refusing to send the token to {url!r}: it is not on the pool endpoint's host {self.endpoint.origin}."
             )
-        return self._send("GET", url, timeout)
+        try:
+            return self._send("GET", url, timeout)
+        except ConfigurationError as error:
+            raise MalformedResponseError(f"its Operation-Location {url!r} cannot be requested: {error}") from None
 
     def _send(self, method: str, url: str, timeout: float, body: dict[str, Any] | None = None) -> HttpReply:
+        redact = self.token_provider.redact
         try:
             response = self.session.request(
                 method,
@@ -191,23 +288,58 @@ class SessionPoolClient:
                 headers={"User-Agent": self.user_agent, "Accept": "application/json"},
                 timeout=(min(self.connect_timeout, timeout), timeout),
                 allow_redirects=False,
+                stream=True,  # read below, up to MAX_BODY_BYTES
             )
+            try:
+                content, body_problem = _read_body(response)
+            finally:
+                response.close()
         except requests.Timeout as error:
             phase = "connecting" if isinstance(error, requests.ConnectTimeout) else "reading the answer"
             raise TransportError(f"no answer within {timeout:.1f} s ({phase} timed out)") from None
+        except requests.exceptions.InvalidProxyURL:
+            raise ConfigurationError(
+                "The proxy URL in HTTPS_PROXY / HTTP_PROXY / ALL_PROXY is not valid; fix or unset it."
+            ) from None
+        except _UNSENDABLE_ERRORS as error:
+            # Redacted before it is cut short: requests quotes a rejected header value, token included.
+            raise ConfigurationError(
+                f"The request to {self.endpoint.origin} could not be sent ({type(error).__name__}: "
+                f"{_one_line(redact(str(error)))}); check the endpoint URL, the token and any proxy settings"
+            ) from None
         except requests.ConnectionError as error:
             if "timed out" in str(error).lower():  # a read timeout while the body streams in
                 raise TransportError(f"no answer within {timeout:.1f} s (reading the answer timed out)") from None
             raise TransportError(
-                self.token_provider.redact(f"could not connect to {self.endpoint.origin} ({_transport_reason(error)})")
+                redact(f"could not connect to {self.endpoint.origin} ({_transport_reason(error)})")
             ) from None
         except requests.RequestException as error:
-            raise TransportError(self.token_provider.redact(f"request failed ({_transport_reason(error)})")) from None
+            raise TransportError(redact(f"request failed ({_transport_reason(error)})")) from None
         return HttpReply(
             status_code=response.status_code,
-            headers=response.headers,
             # Scrubbed at the source: a server that echoes the Authorization header must not leak it.
+            headers=CaseInsensitiveDict({name: redact(value) for name, value in response.headers.items()}),
             # JSON is UTF-8 unless a charset says otherwise; decoding directly skips charset guessing.
-            text=self.token_provider.redact(response.content.decode(response.encoding or "utf-8", errors="replace")),
+            text=redact(_decode(content, response.encoding)),
             url=url,
+            redact=redact,
+            body_problem=body_problem,
         )
+
+
+def _read_body(response: requests.Response) -> tuple[bytes, str | None]:
+    """The body, at most MAX_BODY_BYTES of it, and why it is incomplete (None when it is complete)."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_content(READ_CHUNK_BYTES):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return b"".join(chunks)[:MAX_BODY_BYTES], (
+                    f"the body is larger than {MAX_BODY_BYTES} bytes, far more than any answer of the API"
+                )
+    except requests.exceptions.ContentDecodingError:
+        encoding = response.headers.get("Content-Encoding", "")
+        return b"", f"the body could not be decoded (Content-Encoding {_one_line(encoding)!r})"
+    return b"".join(chunks), None

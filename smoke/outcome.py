@@ -18,6 +18,8 @@ class ExitCode(enum.IntEnum):
     UNAUTHORIZED = 3
     # No usable answer by the deadline: network errors, timeouts, 5xx, 404, 429, an execution still running.
     UNREACHABLE = 4
+    # Interrupted (Ctrl-C / SIGINT) before a verdict: the shell convention 128 + SIGINT.
+    INTERRUPTED = 130
 
 
 class Outcome(enum.Enum):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from smoke.auth import TokenProvider, token_provider_from_env
-from smoke.client import HttpReply, MalformedResponseError, SessionPoolClient, TransportError
+from smoke.client import HttpReply, MalformedResponseError, SessionPoolClient, TransportError, describe_value
 from smoke.endpoint import PoolEndpoint
-from smoke.errors import ConfigurationError, CredentialError
+from smoke.errors import ConfigurationError
 from smoke.outcome import Outcome, worst_outcome
 from smoke.protocol import (
     API_2024_02,
@@ -28,21 +29,25 @@ from smoke.settings import (
     DEFAULT_CONTAINER_TYPE,
     DEFAULT_REQUEST_TIMEOUT_SECONDS,
     DEFAULT_TIMEOUT_SECONDS,
+    MIN_ATTEMPT_SECONDS,
     new_identifier,
     validate_identifier,
+    validate_timeouts,
 )
 from smoke.waiting import Backoff, Clock, Deadline, SystemClock, parse_retry_after
 
 if TYPE_CHECKING:
     import requests
 
-# No request is started with less time than this left before the deadline: it could not finish.
-MIN_ATTEMPT_SECONDS = 0.5
 # A server's Retry-After of 0 must not turn the wait into a tight loop.
 MIN_RETRY_DELAY_SECONDS = 0.5
 # How often a Running/NotStarted execution is polled when the server sends no Retry-After.
 POLL_INTERVAL_SECONDS = 0.5
 OUTPUT_EXCERPT_CHARS = 200
+# executionTimeInMilliseconds outside 0..this (about 30 years) is not a duration; it is reported as null.
+MAX_EXECUTION_TIME_MS = 10**12
+# An execution id longer than this is not one; polling falls back to Operation-Location or fails clearly.
+MAX_EXECUTION_ID_CHARS = 1024
 SESSION_EXECUTOR_ROLE = "Azure ContainerApps Session Executor"
 
 HTTP_UNAUTHORIZED = 401
@@ -235,8 +240,13 @@ class _VersionCheck:
         while True:
             self.attempts += 1
             started = self.clock.monotonic()
+            # Cut to the time left, but never to nothing: the first request is sent even when getting
+            # the token used up the deadline (overshooting it by at most MIN_ATTEMPT_SECONDS).
+            timeout = min(self.request_timeout, max(self.deadline.remaining(), MIN_ATTEMPT_SECONDS))
             try:
-                reply = send(min(self.request_timeout, self.deadline.remaining()))
+                reply = send(timeout)
+            except MalformedResponseError as error:  # an Operation-Location that cannot be requested
+                raise _Stopped(Outcome.FAILED, f"the pool answered, but {error}") from None
             except TransportError as error:
                 problem = _Problem(Outcome.UNREACHABLE, str(error), retryable=True)
             else:
@@ -301,8 +311,13 @@ def _json_body(reply: HttpReply) -> dict[str, Any]:
         ) from None
 
 
-def _int_or_none(value: object) -> int | None:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def _duration_ms(value: object) -> int | None:
+    """A duration in milliseconds: a finite number in 0..MAX_EXECUTION_TIME_MS, else None (1e400, NaN, "5", -1)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return round(value) if 0 <= value <= MAX_EXECUTION_TIME_MS else None
 
 
 def _str_or_none(value: object) -> str | None:
@@ -314,14 +329,20 @@ def _wrong_output_reason(stdout: object) -> str:
     return f"hello-world printed {shown}, expected {HELLO_WORLD_STDOUT!r}"
 
 
+def _one_line_excerpt(text: str) -> str:
+    return _excerpt(" ".join(text.split()))
+
+
 def _error_message(error: object) -> str | None:
-    """The message of an execution's ``error``: ``{"code", "message"}`` or ``{"error": {...}}``."""
+    """The message of an execution's ``error``: ``{"code", "message"}`` or ``{"error": {...}}``, on one line."""
     if isinstance(error, dict):
         inner = error.get("error") if isinstance(error.get("error"), dict) else error
         code, message = inner.get("code"), inner.get("message")
-        text = ": ".join(str(part) for part in (code, message) if part)
-        return text or None
-    return str(error) if error else None
+        text = ": ".join(describe_value(part) for part in (code, message) if part)
+        return _one_line_excerpt(text) or None
+    if not error:
+        return None
+    return _one_line_excerpt(describe_value(error)) or None
 
 
 def _finished(
@@ -343,7 +364,7 @@ def _finished(
         stderr=stderr,
         attempts=check.attempts,
         latency_ms=check.latency_ms(),
-        execution_time_ms=_int_or_none(result.get("executionTimeInMilliseconds")),
+        execution_time_ms=_duration_ms(result.get("executionTimeInMilliseconds")),
         error=reason,
     )
 
@@ -363,7 +384,7 @@ def _check_legacy(check: _VersionCheck, code: str, identifier: str) -> SmokeResu
     if status != LEGACY_STATUS_SUCCESS:
         details = [
             f"stderr: {_excerpt(stderr)!r}" if stderr else "",
-            f"result: {_excerpt(str(value))!r}" if value else "",
+            f"result: {_excerpt(describe_value(value))!r}" if value else "",
         ]
         reason = f"execution status is {status!r}, expected {LEGACY_STATUS_SUCCESS!r}"
         reason += "".join(f"; {detail}" for detail in details if detail)
@@ -384,11 +405,14 @@ def _poll_sender(
         if url is not None:
             return lambda timeout: client.get_operation(url, timeout=timeout)
         check.progress(
-            f"{check.api_version}: not following Operation-Location {_excerpt(location)!r}: it is not on "
+            f"{check.api_version}: not following Operation-Location {_excerpt(location)!r}: it is not a URL on "
             f"{client.endpoint.origin}, and the token is only sent there; polling the execution by id instead"
         )
-    execution_id = _str_or_none(body.get("id")) or reply.headers.get(OPERATION_ID_HEADER)
-    if not execution_id:
+    execution_id = next(
+        (candidate for candidate in (body.get("id"), reply.headers.get(OPERATION_ID_HEADER)) if _usable_id(candidate)),
+        None,
+    )
+    if execution_id is None:
         raise _Stopped(
             Outcome.FAILED,
             f"the execution is {body.get('status')!r} but the answer gives no usable Operation-Location "
@@ -396,6 +420,16 @@ def _poll_sender(
         )
     return lambda timeout: client.get_execution(
         execution_id, identifier, timeout=timeout, api_version=check.api_version
+    )
+
+
+def _usable_id(candidate: object) -> bool:
+    """True for an execution id that can go into a URL path: printable text of sensible length."""
+    return (
+        isinstance(candidate, str)
+        and 0 < len(candidate) <= MAX_EXECUTION_ID_CHARS
+        and candidate.isprintable()
+        and not any(0xD800 <= ord(character) <= 0xDFFF for character in candidate)  # lone surrogates
     )
 
 
@@ -439,12 +473,10 @@ _CHECKS: dict[str, Callable[[_VersionCheck, str, str], SmokeResult]] = {
 
 
 def _scrubbed(result: SmokeResult, redact: Callable[[str], str]) -> SmokeResult:
-    """The result with every text field passed through the token redactor."""
-
-    def clean(text: str | None) -> str | None:
-        return None if text is None else redact(text)
-
-    return result._replace(stdout=clean(result.stdout), stderr=clean(result.stderr), error=clean(result.error))
+    """The result with every text field (status, stdout, stderr, error, any added later) passed through the redactor."""
+    return result._replace(
+        **{name: redact(value) for name, value in result._asdict().items() if isinstance(value, str)}
+    )
 
 
 def run_smoke(
@@ -479,11 +511,7 @@ def run_smoke(
         )
     if container_type not in HELLO_WORLD_CODE:
         raise ConfigurationError(f"Unknown container type {container_type!r}; supported: {', '.join(CONTAINER_TYPES)}.")
-    if not timeout > 0 or not request_timeout > 0:
-        raise ConfigurationError(
-            f"Timeouts must be positive numbers of seconds (got timeout={timeout!r}, "
-            f"request_timeout={request_timeout!r})."
-        )
+    validate_timeouts(timeout, request_timeout)
     session_identifier = validate_identifier(identifier) if identifier is not None else new_identifier()
     provider = token_provider or token_provider_from_env(scope)
     provider.get_token()  # fail before any request when there is no credential at all
@@ -501,12 +529,17 @@ def run_smoke(
                 lambda line: report_progress(provider.redact(line)),
                 backoff_factory,
             )
-            if deadline.remaining() <= MIN_ATTEMPT_SECONDS:
+            if results and deadline.remaining() <= MIN_ATTEMPT_SECONDS:
                 # An earlier version used up the time; this one says so rather than passing silently.
+                # (The first version is always tried: the timeout is at least MIN_ATTEMPT_SECONDS.)
+                earlier = ", ".join(done.api_version for done in results)
                 result = SmokeResult(
                     api_version,
                     Outcome.UNREACHABLE,
-                    error=f"not tried: the {timeout:g} s deadline passed while an earlier API version was waiting",
+                    error=(
+                        f"not tried: only {deadline.remaining():.1f} s of the {timeout:g} s deadline were left "
+                        f"after {earlier}, less than the {MIN_ATTEMPT_SECONDS:g} s one request needs"
+                    ),
                 )
             else:
                 try:
@@ -519,8 +552,15 @@ def run_smoke(
                         attempts=check.attempts,
                         error=stop.reason,
                     )
-                except CredentialError as error:
-                    # The token could not be refreshed mid-run.
-                    result = SmokeResult(api_version, Outcome.CONFIGURATION, attempts=check.attempts, error=str(error))
+                except ConfigurationError as error:
+                    # The token could not be refreshed mid-run (CredentialError), or the request could not
+                    # even be built from the endpoint (an unusable URL or header).
+                    result = SmokeResult(
+                        api_version,
+                        Outcome.CONFIGURATION,
+                        http_status=check.http_status,
+                        attempts=check.attempts,
+                        error=str(error),
+                    )
             results.append(_scrubbed(result, provider.redact))
     return SmokeReport(endpoint=pool.url, identifier=session_identifier, container_type=container_type, results=results)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 
 from smoke.errors import ConfigurationError
@@ -14,6 +15,9 @@ DEFAULT_TIMEOUT_SECONDS = 600.0
 # for allocating a new session; beyond that the request is abandoned and retried.
 REQUEST_TIMEOUT_SLACK_SECONDS = 15.0
 DEFAULT_REQUEST_TIMEOUT_SECONDS = DEFAULT_EXECUTION_TIMEOUT_SECONDS + REQUEST_TIMEOUT_SLACK_SECONDS
+# No request is started with less time than this left before the deadline: it could not finish.
+# It is also the shortest overall --timeout accepted, so that at least one request is always sent.
+MIN_ATTEMPT_SECONDS = 0.5
 IDENTIFIER_PREFIX = "smoke-"
 
 
@@ -30,3 +34,17 @@ def validate_identifier(identifier: str) -> str:
             "Omit --identifier to use a fresh UUID-based one."
         )
     return identifier
+
+
+def validate_timeouts(timeout: float, request_timeout: float) -> None:
+    """ConfigurationError unless both are finite, ``request_timeout`` > 0 and ``timeout`` >= MIN_ATTEMPT_SECONDS."""
+    if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout >= MIN_ATTEMPT_SECONDS):
+        raise ConfigurationError(
+            f"The overall timeout must be a finite number of at least {MIN_ATTEMPT_SECONDS:g} seconds, the "
+            f"shortest time one request needs (got {timeout!r}); the default is {DEFAULT_TIMEOUT_SECONDS:g}."
+        )
+    if not (isinstance(request_timeout, int | float) and math.isfinite(request_timeout) and request_timeout > 0):
+        raise ConfigurationError(
+            f"The request timeout must be a positive, finite number of seconds (got {request_timeout!r}); "
+            f"the default is {DEFAULT_REQUEST_TIMEOUT_SECONDS:g}."
+        )

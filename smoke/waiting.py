@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from email.utils import parsedate_to_datetime
@@ -16,6 +17,9 @@ BACKOFF_FACTOR = 1.25
 BACKOFF_CAP_SECONDS = 15.0
 # Each delay is scaled by a random factor in [1 - JITTER, 1 + JITTER] so parallel pipelines spread out.
 BACKOFF_JITTER_FRACTION = 0.1
+# A server's Retry-After beyond this (a day) is cut to it: longer than any sensible deadline anyway,
+# and it keeps messages readable when a server sends a far-future date.
+MAX_RETRY_AFTER_SECONDS = 86_400.0
 
 
 class Clock(Protocol):
@@ -97,7 +101,11 @@ class Backoff:
 
 
 def parse_retry_after(value: str | None, now_wall: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None when absent or invalid."""
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None when absent or invalid.
+
+    Negative values and past dates mean "now" (0); NaN, infinities and unparseable text are invalid;
+    anything beyond MAX_RETRY_AFTER_SECONDS (a far-future date) is cut to it, which outlasts any deadline.
+    """
     if value is None:
         return None
     text = value.strip()
@@ -106,11 +114,11 @@ def parse_retry_after(value: str | None, now_wall: float) -> float | None:
     except ValueError:
         try:
             when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):  # OverflowError: an absurd hour or day
             return None
         if when.tzinfo is None:  # RFC 9110 dates are GMT; a naive result means the zone was omitted
             return None
         seconds = when.timestamp() - now_wall
-    if seconds != seconds:  # NaN
+    if not math.isfinite(seconds):  # "nan", "inf", "1e400"
         return None
-    return max(0.0, seconds)
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from localpool import API_2025_10, BASE_PATH, LEGACY_STATUS_FAILURE, LocalPool
+from localpool.node import FrameScanner, outcome_from_message
 from smoke.protocol import (
     API_2024_02,
     API_2024_10,
@@ -335,6 +336,14 @@ def test_invalid_identifier_message_states_the_rule(client: PoolClient) -> None:
     assert IDENTIFIER_RULE in reply.json()["error"]["message"]
 
 
+def test_identifier_ending_in_a_newline_is_400(client: PoolClient) -> None:
+    # A "$" anchor would also match before a trailing newline.
+    for identifier in ("abcd\n", new_identifier() + "\n"):
+        reply = client.execute(identifier, "1")
+        assert reply.status_code == requests.codes.bad_request
+        assert reply.json()["error"]["code"] == "InvalidIdentifier"
+
+
 def test_unsupported_language_message_names_nodelts(client: PoolClient) -> None:
     reply = client.execute(new_identifier(), "print(1)", language="Python")
     assert "runs NodeLTS only" in reply.json()["error"]["message"]
@@ -459,3 +468,65 @@ def test_close_ends_sessions_and_removes_files() -> None:
     assert not closer.is_alive()
     assert wait_until(lambda: not process_alive(pid), timeout=5)
     assert not root.exists()
+
+
+# -- the runner's protocol, as the server reads it ---------------------------------------------------
+
+MARKER = b"0123456789abcdef"
+MAX_FRAME = 64
+GOOD_REPLY = {"type": "result", "id": "x", "stdout": "o", "stderr": "", "result": "r", "error": None, "durationMs": 1.5}
+MAX_CHARS = 8
+ELAPSED_MS = 100.0
+
+
+def scan(*chunks: bytes) -> list[bytes | None]:
+    scanner = FrameScanner(MARKER, MAX_FRAME)
+    return [frame for chunk in chunks for frame in scanner.feed(chunk)]
+
+
+def test_frame_scanner_keeps_only_marked_messages() -> None:
+    noise = b'{"type": "result"}\nnoise without a newline'
+    assert scan(noise + MARKER + b'{"a": 1}\n' + b"more noise\n" + MARKER + b"{}\n") == [b'{"a": 1}', b"{}"]
+
+
+def test_frame_scanner_joins_markers_and_messages_split_across_chunks() -> None:
+    stream = b"xx" + MARKER + b'{"a": 1}\n' + b"yy" + MARKER + b'{"b": 2}\n'
+    for size in (1, 3, 7, len(MARKER) + 1):
+        chunks = [stream[start : start + size] for start in range(0, len(stream), size)]
+        assert scan(*chunks) == [b'{"a": 1}', b'{"b": 2}']
+
+
+def test_frame_scanner_refuses_an_over_long_message_and_carries_on() -> None:
+    too_long = MARKER + b"x" * (MAX_FRAME + 1)
+    assert scan(too_long[:40], too_long[40:] + b"\n", MARKER + b"{}\n") == [None, b"{}"]
+
+
+def test_a_well_formed_reply_becomes_an_outcome() -> None:
+    outcome = outcome_from_message(GOOD_REPLY, MAX_CHARS, ELAPSED_MS)
+    assert outcome is not None
+    assert (outcome.kind, outcome.stdout, outcome.result, outcome.duration_ms) == ("ok", "o", "r", 2)
+    error = {"name": "RangeErr", "message": "m", "code": "", "stack": "s"}
+    failed = outcome_from_message({**GOOD_REPLY, "error": error}, MAX_CHARS, ELAPSED_MS)
+    assert failed is not None
+    assert (failed.kind, failed.error_name, failed.error_message) == ("error", "RangeErr", "m")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"durationMs": float("inf")},
+        {"durationMs": float("nan")},
+        {"durationMs": -1},
+        {"durationMs": ELAPSED_MS + 1000},
+        {"durationMs": True},
+        {"durationMs": "1"},
+        {"stdout": None},
+        {"stderr": 1},
+        {"result": "r" * (MAX_CHARS + 1)},
+        {"error": "Error"},
+        {"error": {"name": "E", "message": ["m"], "code": ""}},
+        {"error": {"name": "E", "message": "m"}},
+    ],
+)
+def test_a_malformed_reply_is_refused(changes: dict[str, object]) -> None:
+    assert outcome_from_message({**GOOD_REPLY, **changes}, MAX_CHARS, ELAPSED_MS) is None

@@ -3,26 +3,68 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from localpool import BASE_PATH, LocalPool
-from localpool.constants import MAX_REQUEST_BODY_BYTES, SESSION_HEAP_MB
+from localpool.constants import MAX_REQUEST_BODY_BYTES, SESSION_FILE_SIZE_BYTES, SESSION_HEAP_MB
 from smoke.protocol import API_2024_10, EXECUTIONS_PATH, OUTPUT_STREAM_MAX_CHARS, STATUS_FAILED, STATUS_SUCCEEDED
-from tests.support.localpool_helpers import TOKEN, PoolClient, new_identifier, raw_request
+from tests.support.localpool_helpers import (
+    TOKEN,
+    Bystander,
+    PoolClient,
+    new_identifier,
+    process_alive,
+    raw_request,
+    wait_until,
+)
 
 LOOP_TIMEOUT_SECONDS = 2
-# Another session must answer well within this while one session spins (a warm round trip is ~ms).
-PROMPT_ANSWER_SECONDS = 0.5
+# A hostile execution that the server failed to answer would hang until this; the tests expect far less.
+HOSTILE_TIMEOUT_SECONDS = 5
+# How long a session floods its output after its execution returned, and how much the server's
+# memory may grow meanwhile (unbounded queueing grew it by ~50-140 MB per second).
+FLOOD_SECONDS = 0.5
+FLOOD_MAX_GROWTH_BYTES = 16 * 1024 * 1024
+VICTIM_LIFETIME_SECONDS = 60
+KILLED_WITHIN_SECONDS = 0.1
+EPERM_MESSAGE = "Error [EPERM]: kill EPERM"
+
+
+@pytest.fixture
+def victim() -> Iterator[int]:
+    """The pid of a throwaway process the same user owns, for tests that try to signal others.
+
+    A failing guard then hurts this process, not pytest (which also runs the module's pool).
+    """
+    process = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({VICTIM_LIFETIME_SECONDS})"])
+    try:
+        yield process.pid
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _resident_bytes() -> int:
+    """This process's resident memory (the module's pool, and so its readers, live in it)."""
+    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
 
 
 def test_reading_etc_passwd_is_denied(client: PoolClient) -> None:
     identifier = new_identifier()
-    body = client.run(identifier, "require('fs').readFileSync('/etc/passwd', 'utf8')")
+    with Bystander(client.endpoint):
+        body = client.run(identifier, "require('fs').readFileSync('/etc/passwd', 'utf8')")
     assert body["status"] == STATUS_FAILED
     assert body["error"]["message"] == "Error [ERR_ACCESS_DENIED]: Access to this API has been restricted"
     assert "root:" not in body["result"]["stdout"] + body["result"]["executionResult"]
@@ -48,7 +90,8 @@ def test_writing_outside_the_session_directory_is_denied(client: PoolClient) -> 
     ],
 )
 def test_spawning_processes_and_threads_is_denied(client: PoolClient, code: str) -> None:
-    body = client.run(new_identifier(), code)
+    with Bystander(client.endpoint):
+        body = client.run(new_identifier(), code)
     assert body["status"] == STATUS_FAILED
     assert "ERR_ACCESS_DENIED" in body["error"]["message"]
 
@@ -66,16 +109,65 @@ def test_signalling_other_processes_is_denied(client: PoolClient) -> None:
     assert client.run(attacker, "process.kill(process.pid, 0)")["result"]["executionResult"] == "true"
 
 
+@pytest.mark.parametrize(
+    ("call", "signal"),
+    [("process.kill", "'SIGUSR2'"), ("process._kill", "require('os').constants.signals.SIGUSR2")],
+)
+def test_kill_guard_acts_on_the_value_it_checked(client: PoolClient, victim: int, call: str, signal: str) -> None:
+    # The pid answers the session's own pid to the first `honest` conversions and the victim's to
+    # later ones: a guard that checks one conversion and lets the binding make another is fooled
+    # for some `honest`. SIGUSR2 is harmless to the session itself (it listens) and kills the victim.
+    code = f"""
+        process.on('SIGUSR2', () => {{}});
+        const outcomes = [];
+        for (let honest = 0; honest <= 4; honest++) {{
+          let conversions = 0;
+          const pid = {{ valueOf() {{ return conversions++ < honest ? process.pid : {victim}; }} }};
+          try {{ outcomes.push(String({call}(pid, {signal}))); }} catch (error) {{ outcomes.push(error.code); }}
+        }}
+        outcomes.join(' ')
+    """
+    body = client.run(new_identifier(), code)
+    assert body["status"] == STATUS_SUCCEEDED, body
+    assert not wait_until(lambda: not process_alive(victim), KILLED_WITHIN_SECONDS), "the victim was signalled"
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        # SIGUSR1 makes a Python process exit, and makes Node start its inspector.
+        ("process._debugProcess(VICTIM)", "Error [EPERM]: _debugProcess EPERM"),
+        ("process.kill(process.pid, 'SIGUSR1')", EPERM_MESSAGE),
+        ("require('os').setPriority(VICTIM, 19)", "Error [EPERM]: setpriority EPERM"),
+        # Raising its own priority (possible as root) would let a session starve the server.
+        ("const os = require('os'); os.setPriority(os.getPriority() - 1)", "Error [EPERM]: setpriority EPERM"),
+        # Natives syntax reaches V8 internals, and through them past every guard.
+        ("require('v8').setFlagsFromString('--allow-natives-syntax')", "Error [EPERM]: setFlagsFromString EPERM"),
+    ],
+)
+def test_apis_that_reach_other_processes_are_refused(client: PoolClient, victim: int, code: str, message: str) -> None:
+    priority = os.getpriority(os.PRIO_PROCESS, victim)
+    body = client.run(new_identifier(), code.replace("VICTIM", str(victim)))
+    assert body["status"] == STATUS_FAILED
+    assert body["error"]["message"] == message
+    assert not wait_until(lambda: not process_alive(victim), KILLED_WITHIN_SECONDS), "the victim was signalled"
+    assert os.getpriority(os.PRIO_PROCESS, victim) == priority
+
+
+def test_a_session_may_lower_its_own_priority(client: PoolClient) -> None:
+    code = "const os = require('os'), lower = os.getPriority() + 1; os.setPriority(lower); os.getPriority() === lower"
+    assert client.run(new_identifier(), code)["result"]["executionResult"] == "true"
+
+
 def test_server_environment_is_not_visible(client: PoolClient) -> None:
     body = client.run(new_identifier(), "Object.keys(process.env).sort().join(',')")
     assert body["result"]["executionResult"] == "HOME,LANG,PATH,TMPDIR"
 
 
 def test_endless_loop_times_out_restarts_and_never_blocks_other_sessions(client: PoolClient, pool: LocalPool) -> None:
-    looping, other = new_identifier("loop"), new_identifier("other")
+    looping = new_identifier("loop")
     assert client.run(looping, "var before = 'set'; before")["result"]["executionResult"] == "set"
     old_pid = client.run(looping, "process.pid")["result"]["executionResult"]
-    assert client.run(other, "1")["status"] == STATUS_SUCCEEDED
 
     outcome: dict[str, Any] = {}
 
@@ -84,18 +176,13 @@ def test_endless_loop_times_out_restarts_and_never_blocks_other_sessions(client:
             outcome["reply"] = spinner.execute(looping, "while (true) {}", timeoutInSeconds=LOOP_TIMEOUT_SECONDS)
 
     spinner_thread = threading.Thread(target=spin)
-    started = time.monotonic()
-    spinner_thread.start()
-    time.sleep(0.3)
-    asked = time.monotonic()
-    answer = client.run(other, "'still here'")
-    answered_in = time.monotonic() - asked
-    assert spinner_thread.is_alive(), "the loop should still be running while the other session answers"
-    assert answer["result"]["executionResult"] == "still here"
-    assert answered_in < PROMPT_ANSWER_SECONDS
-
-    spinner_thread.join(timeout=LOOP_TIMEOUT_SECONDS + 10)
-    elapsed = time.monotonic() - started
+    with Bystander(pool.endpoint) as bystander:
+        started = time.monotonic()
+        spinner_thread.start()
+        assert wait_until(lambda: bystander.answers >= 3, LOOP_TIMEOUT_SECONDS / 2)
+        assert spinner_thread.is_alive(), "the loop should still be running while the bystander answers"
+        spinner_thread.join(timeout=LOOP_TIMEOUT_SECONDS + 10)
+        elapsed = time.monotonic() - started
     reply = outcome["reply"]
     assert reply.status_code == requests.codes.accepted
     body = reply.json()
@@ -116,16 +203,16 @@ def test_endless_loop_times_out_restarts_and_never_blocks_other_sessions(client:
 
 
 def test_memory_bomb_is_contained(client: PoolClient) -> None:
-    identifier, bystander = new_identifier("bomb"), new_identifier()
-    assert client.run(bystander, "var safe = 7; safe")["result"]["executionResult"] == "7"
+    identifier = new_identifier("bomb")
     bomb = "const hoard = []; while (true) { hoard.push(new Array(1e5).fill(Math.random())); }"
-    body = client.run(identifier, bomb, timeoutInSeconds=30)
+    with Bystander(client.endpoint) as bystander:
+        body = client.run(identifier, bomb, timeoutInSeconds=30)
+        assert bystander.answers > 0, "the bystander should have answered while the bomb went off"
     assert body["status"] == STATUS_FAILED
     assert body["error"]["code"] == "InterpreterCrashed"
     assert f"ran out of memory (the JavaScript heap is capped at {SESSION_HEAP_MB} MB)" in body["error"]["message"]
-    # The same session gets a fresh process; the bystander is untouched.
+    # The same session gets a fresh process.
     assert client.run(identifier, "1 + 1")["result"]["executionResult"] == "2"
-    assert client.run(bystander, "safe")["result"]["executionResult"] == "7"
 
 
 def test_memory_outside_the_heap_is_capped(client: PoolClient) -> None:
@@ -153,9 +240,114 @@ def test_process_exit_is_reported_and_the_session_recovers(client: PoolClient) -
     ],
 )
 def test_output_flood_is_truncated(client: PoolClient, code: str, stream: str) -> None:
-    body = client.run(new_identifier(), code)
+    with Bystander(client.endpoint):
+        body = client.run(new_identifier(), code)
     assert body["status"] == STATUS_SUCCEEDED
     assert len(body["result"][stream]) == OUTPUT_STREAM_MAX_CHARS
+
+
+@pytest.mark.parametrize("fd", [1, 2])
+def test_a_session_flooding_its_output_after_returning_is_bounded(client: PoolClient, fd: int) -> None:
+    identifier = new_identifier("flood")
+    write = f"require('fs').writeSync({fd}, JSON.stringify({{ x: 'a'.repeat(4000) }}) + '\\n')"
+    flood = f"setInterval(() => {{ for (let i = 0; i < 100; i++) try {{ {write}; }} catch {{}} }}, 0); 'flooding'"
+    with Bystander(client.endpoint) as bystander:
+        before = _resident_bytes()
+        assert client.run(identifier, flood)["result"]["executionResult"] == "flooding"
+        answered = bystander.answers
+        time.sleep(FLOOD_SECONDS)
+        grown = _resident_bytes() - before
+        assert bystander.answers > answered, "the bystander should have answered during the flood"
+        # The flooding session itself still gets its answers.
+        assert client.run(identifier, "'answered'")["result"]["executionResult"] == "answered"
+    assert grown < FLOOD_MAX_GROWTH_BYTES
+
+
+def test_output_without_a_newline_does_not_hide_the_reply(client: PoolClient) -> None:
+    code = "require('fs').writeSync(1, 'no newline, then the reply'); 'genuine'"
+    body = client.run(new_identifier(), code, timeoutInSeconds=HOSTILE_TIMEOUT_SECONDS)
+    assert body["status"] == STATUS_SUCCEEDED
+    assert body["result"]["executionResult"] == "genuine"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "throw { get stack() { throw new Error('x'); } }",
+        "throw new Proxy({}, { has() { throw 1; } })",
+        "Promise.reject({ name: 'E', get stack() { throw new Error('x'); } })",
+    ],
+)
+def test_an_error_that_cannot_be_described_is_answered_at_once(client: PoolClient, code: str) -> None:
+    body = client.run(new_identifier(), code, timeoutInSeconds=HOSTILE_TIMEOUT_SECONDS)
+    assert body["status"] == STATUS_FAILED
+    assert body["error"] == {
+        "code": "ExecutionError",
+        "message": "Error: a thrown value that could not be described",
+    }
+
+
+REALM = "process.constructor.constructor('return this')()"
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        # The runner's realm is reachable from the session; its JSON writes the protocol messages.
+        f"const realJson = {REALM}.JSON; const stringify = realJson.stringify;"
+        ' realJson.stringify = (value) => stringify(value).replace(/"durationMs":[^,}}]+/, \'"durationMs":1e400\');',
+        f"{REALM}.Object.prototype.toJSON = () => ({{ type: 'result', durationMs: 1e400 }});",
+        "require('fs').writeSync = () => 0; process.stdout.write = () => true;",
+    ],
+)
+def test_tampering_with_the_runner_does_not_break_its_replies(client: PoolClient, tamper: str) -> None:
+    identifier = new_identifier()
+    first = client.execute(identifier, tamper + " 'tampered'", timeoutInSeconds=HOSTILE_TIMEOUT_SECONDS)
+    assert first.status_code == requests.codes.accepted, first.text
+    assert first.json()["result"]["executionResult"] == "tampered"
+    second = client.execute(identifier, "'still answering'", timeoutInSeconds=HOSTILE_TIMEOUT_SECONDS)
+    assert second.status_code == requests.codes.accepted, second.text
+    assert second.json()["result"]["executionResult"] == "still answering"
+
+
+# Forges a reply with an unusable duration: the frame marker and the pending request's id are
+# both in the runner's heap, so a determined session can find them (each is 32 hex digits).
+FORGE_A_REPLY = """
+const chunks = [];
+const snapshot = require('v8').getHeapSnapshot();
+snapshot.on('data', (chunk) => chunks.push(chunk));
+new Promise((resolve) => snapshot.on('end', resolve)).then(() => {
+  const hex = [...new Set(Buffer.concat(chunks).toString().match(/"[0-9a-f]{32}"/g))].map((s) => s.slice(1, -1));
+  for (const marker of hex) {
+    for (const id of hex) {
+      const forged = { type: 'result', id, stdout: '', stderr: '', result: '', error: null, durationMs: 'DURATION' };
+      require('fs').writeSync(1, marker + JSON.stringify(forged).replace('"DURATION"', '1e400') + '\\n');
+    }
+  }
+});
+"""
+
+
+def test_a_malformed_reply_restarts_the_session_instead_of_failing_the_request(client: PoolClient) -> None:
+    identifier = new_identifier()
+    client.run(identifier, "var before = 'set'")
+    reply = client.execute(identifier, FORGE_A_REPLY, timeoutInSeconds=HOSTILE_TIMEOUT_SECONDS)
+    assert reply.status_code == requests.codes.accepted, reply.text
+    body = reply.json()
+    assert body["status"] == STATUS_FAILED
+    assert body["error"]["code"] == "InterpreterCrashed"
+    assert "answered with a reply with missing, mistyped or out-of-range fields" in body["error"]["message"]
+    assert client.run(identifier, "typeof before")["result"]["executionResult"] == "undefined"
+
+
+def test_file_size_is_capped(client: PoolClient) -> None:
+    identifier = new_identifier()
+    code = f"require('fs').writeFileSync('big.bin', Buffer.alloc({SESSION_FILE_SIZE_BYTES} + 1))"
+    body = client.run(identifier, code)
+    assert body["status"] == STATUS_FAILED
+    assert body["error"]["message"] == "Error [EFBIG]: EFBIG: file too large, write"
+    size = client.run(identifier, "require('fs').statSync('big.bin').size")["result"]["executionResult"]
+    assert size == str(SESSION_FILE_SIZE_BYTES)
 
 
 def test_long_result_is_truncated(client: PoolClient) -> None:

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 import pytest
 
-from smoke import CredentialError, Outcome, StaticTokenProvider, run_smoke
-from smoke.auth import AzureCredentialTokenProvider
+from smoke import (
+    ConfigurationError,
+    CredentialError,
+    Outcome,
+    PoolEndpoint,
+    SmokeResult,
+    StaticTokenProvider,
+    TokenProvider,
+    run_smoke,
+)
+from smoke.auth import MIN_SUBSTRING_SECRET_CHARS, REDACTED, AzureCredentialTokenProvider
 from smoke.protocol import API_2024_02, API_2024_10, HELLO_WORLD_CODE
+from smoke.runner import _scrubbed
 from smoke.waiting import BACKOFF_CAP_SECONDS, BACKOFF_JITTER_FRACTION
 from tests.support.scripted_pool import (
     REGIONAL_BASE_PATH,
@@ -341,3 +352,136 @@ def test_no_credential_fails_before_any_request() -> None:
     with ScriptedPool(hello_pool()) as pool, pytest.raises(CredentialError, match="az login"):
         run_smoke(pool.endpoint, token_provider=AzureCredentialTokenProvider(credential=NoCredential()))
     assert pool.requests == []
+
+
+# --- the token never reaches a report, whatever field the server echoes it in ----------------------
+
+
+def _escaped(text: str) -> str:
+    """``text`` as a JSON string literal with every character \\u-escaped: the raw token never appears on the wire."""
+    return '"' + "".join(f"\\u{ord(character):04x}" for character in text) + '"'
+
+
+# A long prefix, so that any message that cuts text to an excerpt would cut through the token.
+PADDING = "p" * 170
+PLACEHOLDER = "__echo__"
+
+
+def _echo_in(api_version: str, path: tuple[str, ...], status: int = 200) -> Callable[[Request], Reply]:
+    """A pool that puts PADDING + the request's token, \\u-escaped, at ``path`` of its (otherwise valid) answer."""
+
+    def handler(request: Request) -> Reply:
+        if api_version == API_2024_02:
+            body = legacy_success()
+            body["properties"]["status"] = "Failure"  # so that every field is shown somewhere
+        else:
+            body = execution_body("Failed", stdout="")
+        node = body
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = PLACEHOLDER
+        token = (request.authorization or "").removeprefix("Bearer ")
+        text = json.dumps(body).replace(json.dumps(PLACEHOLDER), _escaped(PADDING + token))
+        assert token not in text
+        return Reply(status, text, content_type="application/json")
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("api_version", "path", "status"),
+    [
+        (API_2024_02, ("properties", "status"), 200),
+        (API_2024_02, ("properties", "stdout"), 200),
+        (API_2024_02, ("properties", "stderr"), 200),
+        (API_2024_02, ("properties", "executionResult"), 200),
+        (API_2024_10, ("status",), 200),
+        (API_2024_10, ("result", "stdout"), 200),
+        (API_2024_10, ("result", "stderr"), 200),
+        (API_2024_10, ("error", "code"), 200),
+        (API_2024_10, ("error", "message"), 200),
+        (API_2024_10, ("error", "error", "message"), 200),
+        (API_2024_10, ("error", "message"), 400),
+        (API_2024_10, ("error", "message"), 503),
+    ],
+    ids=lambda value: "-".join(value) if isinstance(value, tuple) else str(value),
+)
+def test_token_echoed_escaped_in_any_field_never_reaches_the_report(
+    api_version: str, path: tuple[str, ...], status: int
+) -> None:
+    with ScriptedPool(_echo_in(api_version, path, status)) as pool:
+        report, lines = smoke(pool, api_versions=[api_version], timeout=1.0, clock=FakeClock())
+    everything = json.dumps(report.to_json()) + report.summary() + "".join(lines) + repr(report)
+    assert TOKEN[: MIN_SUBSTRING_SECRET_CHARS + 4] not in everything  # not even the start of it
+    assert REDACTED in everything, everything
+
+
+def test_every_text_field_of_a_result_is_scrubbed() -> None:
+    result = SmokeResult(API_2024_10, Outcome.FAILED, status=TOKEN, stdout=TOKEN, stderr=TOKEN, error=TOKEN)
+    scrubbed = _scrubbed(result, StaticTokenProvider(TOKEN).redact)
+    assert TOKEN not in repr(scrubbed)
+    assert all(value in (REDACTED, None) or not isinstance(value, str) for value in scrubbed[2:])
+
+
+def test_operation_location_echoing_the_token_is_never_shown_even_in_part() -> None:
+    def handler(request: Request) -> Reply:
+        token = (request.authorization or "").removeprefix("Bearer ")
+        location = f"https://elsewhere.example/{'p' * 150}{token}"  # a 200-character excerpt would cut the token
+        return Reply(202, {**running_body(), "id": "exec-1"}, {"Operation-Location": location})
+
+    with ScriptedPool(handler) as pool:
+        report, lines = smoke(pool, api_versions=[API_2024_10], timeout=1.0, clock=FakeClock())
+    assert any("not following Operation-Location" in line for line in lines)
+    assert TOKEN[: MIN_SUBSTRING_SECRET_CHARS + 4] not in "".join(lines) + json.dumps(report.to_json())
+
+
+# --- timeouts and requests that cannot be sent ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("timeout", "request_timeout"), [(0.4, 2.0), (0.0, 2.0), (float("inf"), 2.0), (5.0, 0.0)])
+def test_unusable_timeouts_are_configuration_errors(timeout: float, request_timeout: float) -> None:
+    with ScriptedPool(hello_pool()) as pool, pytest.raises(ConfigurationError, match="timeout must be") as caught:
+        smoke(pool, timeout=timeout, request_timeout=request_timeout)
+    assert pool.requests == []
+    if timeout == 0.4:
+        assert "at least 0.5 seconds" in str(caught.value)
+
+
+def test_first_version_is_tried_even_when_getting_the_token_used_up_the_deadline() -> None:
+    clock = FakeClock()
+
+    class SlowToken(StaticTokenProvider):
+        """A credential whose first token takes the whole deadline to arrive."""
+
+        def get_token(self) -> str:
+            if clock.now == 0:
+                clock.sleep(1.0)
+            return super().get_token()
+
+    with ScriptedPool(sequence(Reply(403))) as pool:
+        report = run_smoke(pool.endpoint, token_provider=SlowToken(TOKEN), timeout=1.0, clock=clock)
+    first, second = report.results
+    assert first.attempts == 1 and first.outcome is Outcome.UNAUTHORIZED, first
+    assert "not tried" in second.error and f"after {API_2024_02}" in second.error
+    assert "less than the 0.5 s one request needs" in second.error
+    assert [request.path for request in pool.requests] == ["/code/execute"]
+
+
+def test_an_endpoint_requests_cannot_use_is_a_configuration_error_at_once() -> None:
+    # PoolEndpoint built directly skips parse(); requests then refuses the host (InvalidURL).
+    endpoint = PoolEndpoint(scheme="https", netloc="exa mple.com", base_path="")
+    report = run_smoke(endpoint, token_provider=StaticTokenProvider(TOKEN), timeout=30)
+    assert report.exit_code == 2 and report.outcome is Outcome.CONFIGURATION
+    assert all(result.attempts == 1 for result in report.results)
+    assert "could not be sent (InvalidURL" in report.results[0].error
+
+
+def test_a_token_that_cannot_go_into_a_header_is_a_configuration_error() -> None:
+    class OddToken(TokenProvider):
+        def get_token(self) -> str:
+            return "tok€n-from-a-custom-provider"
+
+    with ScriptedPool(hello_pool()) as pool:
+        report = run_smoke(pool.endpoint, token_provider=OddToken(), timeout=30)
+    assert report.exit_code == 2 and pool.requests == []
+    assert "could not be sent (UnicodeEncodeError" in report.results[0].error

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import signal
 import subprocess
 import textwrap
 import time
@@ -21,9 +23,11 @@ from tests.support.scripted_pool import (
     for_window,
     free_port,
     hello_pool,
+    legacy_success,
+    running_body,
     sequence,
 )
-from tests.support.smoke_cli import run_smoke_cli
+from tests.support.smoke_cli import run_smoke_cli, start_smoke_cli
 
 TOKEN = "smk-FAKE-TOKEN-8d2b4c6e-never-print-me"
 ONLY_2024_10 = ("--api-version", API_2024_10)
@@ -232,7 +236,12 @@ def test_token_never_appears_in_any_output(json_flag: list[str]) -> None:
     [
         ((), "No pool endpoint given"),
         (("--endpoint", "http://pool.example.com"), "plain http"),
-        (("--endpoint", "not a url"), "not an absolute https"),
+        (("--endpoint", "not-a-url"), "not an absolute https"),
+        (("--endpoint", "https://exa mple.com"), "contains whitespace or control characters"),
+        (("--endpoint", "https://x.example.com:0"), "has port 0, outside 1-65535"),
+        (("--endpoint", "https://x.example.com:65536"), "not a valid URL"),
+        (("--endpoint", "https://bad!host.example.com"), "not a valid DNS name or IP address"),
+        (("--endpoint", "https://127.0.0.1:1", "--timeout", "0.4"), "must be at least 0.5 seconds"),
         (("--endpoint", "https://127.0.0.1:1", "--identifier", "a b"), "is not valid: it must be 4-128"),
         (("--endpoint", "https://127.0.0.1:1", "--identifier", "abc"), "4-128 characters"),
         (("--endpoint", "https://127.0.0.1:1", "--bogus"), "unrecognized arguments: --bogus"),
@@ -332,3 +341,326 @@ def test_stack_without_the_pulumi_cli_exits_2(tmp_path: Path) -> None:
     completed = run_cli("--stack", "dev", path=str(tmp_path))
     assert completed.returncode == 2
     assert "needs the Pulumi CLI, but `pulumi` is not on PATH" in completed.stderr
+
+
+# --- hostile answers: never a traceback -----------------------------------------------------------
+
+RAW = "__raw__"  # placeholder in a body, replaced by raw JSON text that json.dumps cannot produce
+SHORTEST_TIMEOUT = "0.5"  # one request, then the deadline: retryable answers end at once with exit 4
+
+
+def _raw_json(body: object, raw: str) -> Reply:
+    """A 200 answer whose JSON text is ``body`` with the RAW placeholder replaced by ``raw``."""
+    return Reply(200, json.dumps(body).replace(json.dumps(RAW), raw), content_type="application/json")
+
+
+def _with(body: dict, path: tuple[str, ...], value: object) -> dict:
+    """``body`` with the value at ``path`` replaced."""
+    node = body
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return body
+
+
+def _running(execution_id: str | None = "exec-1", **headers: str) -> Reply:
+    body = running_body()
+    if execution_id is None:
+        del body["id"]
+    else:
+        body["id"] = execution_id
+    return Reply(202, body, headers)
+
+
+def _failed(error: object) -> dict:
+    return {**execution_body("Failed", stdout=""), "error": error}
+
+
+FAR_FUTURE_DATE = "Fri, 31 Dec 9999 23:59:59 GMT"
+ABSURD_DATE = "Mon, 01 Jan 2000 99999999999999999999:00:00 GMT"
+LEGACY = "2024-02-02-preview"
+
+# (id, API version, replies in order (the last repeats), expected exit code, --timeout)
+HOSTILE_REPLIES: list[tuple[str, str, tuple[Reply, ...], int, str]] = [
+    (
+        "exec-time-1e400",
+        API_2024_10,
+        (_raw_json(_with(execution_body(), ("result", "executionTimeInMilliseconds"), RAW), "1e400"),),
+        0,
+        SHORTEST_TIMEOUT,
+    ),
+    (
+        "exec-time-nan",
+        API_2024_10,
+        (_raw_json(_with(execution_body(), ("result", "executionTimeInMilliseconds"), RAW), "NaN"),),
+        0,
+        SHORTEST_TIMEOUT,
+    ),
+    (
+        "exec-time-huge-int",
+        API_2024_10,
+        (_raw_json(_with(execution_body(), ("result", "executionTimeInMilliseconds"), RAW), "9" * 4000),),
+        0,
+        SHORTEST_TIMEOUT,
+    ),
+    (
+        "exec-time-nested",
+        API_2024_10,
+        (Reply(200, _with(execution_body(), ("result", "executionTimeInMilliseconds"), [[{}]])),),
+        0,
+        SHORTEST_TIMEOUT,
+    ),
+    (
+        "legacy-exec-time-1e400",
+        LEGACY,
+        (_raw_json(_with(legacy_success(), ("properties", "executionTimeInMilliseconds"), RAW), "-1e400"),),
+        0,
+        SHORTEST_TIMEOUT,
+    ),
+    (
+        "charset-bogus",
+        API_2024_10,
+        (Reply(200, execution_body(), content_type="application/json; charset=bogus-enc"),),
+        0,
+        SHORTEST_TIMEOUT,
+    ),
+    (
+        "charset-rot13-on-503",
+        API_2024_10,
+        (Reply(503, "busy", content_type="text/plain; charset=rot13"),),
+        4,
+        SHORTEST_TIMEOUT,
+    ),
+    (
+        "operation-location-not-a-url",
+        API_2024_10,
+        (_running(None, **{"Operation-Location": "http://[::1"}),),
+        1,
+        SHORTEST_TIMEOUT,
+    ),
+    (
+        "operation-location-not-a-url-with-id",
+        API_2024_10,
+        (_running(**{"Operation-Location": "http://[::1"}), Reply(200, execution_body())),
+        0,
+        "3",
+    ),
+    (
+        "execution-id-lone-surrogate",
+        API_2024_10,
+        (_raw_json(_with(running_body(), ("id",), RAW), '"\\ud800"'),),
+        1,
+        SHORTEST_TIMEOUT,
+    ),
+    ("execution-id-huge", API_2024_10, (_running("x" * 100_000),), 1, SHORTEST_TIMEOUT),
+    (
+        "nesting-too-deep",
+        API_2024_10,
+        (Reply(200, "[" * 100_000, content_type="application/json"),),
+        1,
+        SHORTEST_TIMEOUT,
+    ),
+    ("error-nested-deep", API_2024_10, (_raw_json(_failed(RAW), "[" * 500 + "]" * 500),), 1, SHORTEST_TIMEOUT),
+    (
+        "error-code-lone-surrogate",
+        API_2024_10,
+        (_raw_json(_failed({"code": RAW, "message": "x"}), '"\\ud800\\u001b[2J"'),),
+        1,
+        SHORTEST_TIMEOUT,
+    ),
+    (
+        "error-message-control-characters",
+        API_2024_10,
+        (Reply(200, _failed({"code": "E", "message": "one\ntwo\x1b[31m\x00"})),),
+        1,
+        SHORTEST_TIMEOUT,
+    ),
+    ("error-is-a-list", API_2024_10, (Reply(200, _failed([["deep", {"x": 10**300}]])),), 1, SHORTEST_TIMEOUT),
+    ("result-is-a-list", API_2024_10, (Reply(200, {"status": "Succeeded", "result": [1, 2]}),), 1, SHORTEST_TIMEOUT),
+    ("status-is-an-object", API_2024_10, (Reply(200, {"status": {"a": 1}}),), 1, SHORTEST_TIMEOUT),
+    (
+        "stdout-lone-surrogate",
+        API_2024_10,
+        (_raw_json(_with(execution_body(), ("result", "stdout"), RAW), '"\\udfff"'),),
+        1,
+        SHORTEST_TIMEOUT,
+    ),
+    (
+        "body-larger-than-any-answer",
+        API_2024_10,
+        (Reply(200, '{"status": "' + "x" * 2_000_000 + '"}', content_type="application/json"),),
+        1,
+        SHORTEST_TIMEOUT,
+    ),
+    (
+        "content-encoding-gzip-but-not",
+        API_2024_10,
+        (Reply(200, "not gzip", {"Content-Encoding": "gzip"}, content_type="application/json"),),
+        1,
+        SHORTEST_TIMEOUT,
+    ),
+    (
+        "redirect-location-escape-codes",
+        API_2024_10,
+        (Reply(302, None, {"Location": "\x1b[2J//elsewhere.example"}),),
+        1,
+        SHORTEST_TIMEOUT,
+    ),
+    ("status-999", API_2024_10, (Reply(999, "?"),), 4, SHORTEST_TIMEOUT),
+    ("retry-after-1e400", API_2024_10, (Reply(429, None, {"Retry-After": "1e400"}),), 4, SHORTEST_TIMEOUT),
+    ("retry-after-inf", API_2024_10, (Reply(429, None, {"Retry-After": "inf"}),), 4, SHORTEST_TIMEOUT),
+    ("retry-after-nan", API_2024_10, (Reply(429, None, {"Retry-After": "nan"}),), 4, SHORTEST_TIMEOUT),
+    ("retry-after-negative", API_2024_10, (Reply(429, None, {"Retry-After": "-5"}),), 4, SHORTEST_TIMEOUT),
+    (
+        "retry-after-far-future-date",
+        API_2024_10,
+        (Reply(429, None, {"Retry-After": FAR_FUTURE_DATE}),),
+        4,
+        SHORTEST_TIMEOUT,
+    ),
+    ("retry-after-absurd-date", API_2024_10, (Reply(429, None, {"Retry-After": ABSURD_DATE}),), 4, SHORTEST_TIMEOUT),
+    ("running-retry-after-1e400", API_2024_10, (_running(**{"Retry-After": "1e400"}),), 4, SHORTEST_TIMEOUT),
+    ("legacy-properties-a-list", LEGACY, (Reply(200, {"properties": []}),), 1, SHORTEST_TIMEOUT),
+    (
+        "legacy-status-a-number",
+        LEGACY,
+        (Reply(200, {"properties": {"status": 1e308, "stdout": 7}}),),
+        1,
+        SHORTEST_TIMEOUT,
+    ),
+    (
+        "legacy-result-nested",
+        LEGACY,
+        (Reply(200, {"properties": {"status": "Failure", "result": [[[[["x"] * 50]]]]}}),),
+        1,
+        SHORTEST_TIMEOUT,
+    ),
+]
+
+
+def _main_in_process(*args: str, token: str = TOKEN) -> tuple[int, str, str]:
+    """``smoke.cli.main`` in this process (quicker than a subprocess), output on strict UTF-8 streams like a pipe's."""
+    from smoke.cli import main
+
+    streams = [io.TextIOWrapper(io.BytesIO(), encoding="utf-8") for _ in range(2)]
+    code = main(list(args), env={"DYNAMIC_SESSIONS_TOKEN": token}, stdout=streams[0], stderr=streams[1])
+    out, err = (stream.buffer.getvalue().decode("utf-8") for stream in streams)
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("api_version", "replies", "exit_code", "timeout"),
+    [case[1:] for case in HOSTILE_REPLIES],
+    ids=[case[0] for case in HOSTILE_REPLIES],
+)
+def test_hostile_answers_end_in_a_verdict_never_a_traceback(
+    api_version: str, replies: tuple[Reply, ...], exit_code: int, timeout: str
+) -> None:
+    with ScriptedPool(sequence(*replies)) as pool:
+        for json_flag in ([], ["--json"]):
+            pool.handler = sequence(*replies)  # the script starts over for each run
+            code, out, err = _main_in_process(
+                "--endpoint", pool.endpoint, "--api-version", api_version, "--timeout", timeout, *json_flag
+            )
+            _assert_one_verdict(code, out, err, exit_code, json_flag)
+
+
+def _assert_one_verdict(code: int, out: str, err: str, exit_code: int, json_flag: list[str]) -> None:
+    """Exit ``exit_code`` with exactly one printable verdict line (or JSON object), and no traceback."""
+    assert code == exit_code, out + err
+    assert "Traceback" not in out + err and "internal error" not in out + err, err
+    assert len(out.splitlines()) == 1 and out.endswith("\n")  # one verdict line
+    assert out[:-1].isprintable(), out  # control characters from the server are escaped
+    if json_flag:
+        assert json.loads(out)["exitCode"] == exit_code
+    else:
+        assert out.startswith("PASS " if exit_code == 0 else "FAIL "), out
+
+
+def test_junk_execution_time_is_reported_as_null() -> None:
+    body = _with(execution_body(), ("result", "executionTimeInMilliseconds"), RAW)
+    with ScriptedPool(sequence(_raw_json(body, "1e400"))) as pool:
+        code, out, _ = _main_in_process("--endpoint", pool.endpoint, *ONLY_2024_10, "--json")
+    assert code == 0
+    assert json.loads(out)["results"][0]["executionTimeInMilliseconds"] is None
+
+
+# --- configuration problems: exit 2 at once, secrets never echoed ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "secret"),
+    [
+        ("https://smoke-user:s3cret-pass@pool.example.com", "s3cret-pass"),
+        ("https://smoke-user:s3cret-pass@[::1", "s3cret-pass"),
+        ("https://pool.example.com/?sig=s3cret-sig", "s3cret-sig"),
+        ("https://pool.example.com:0/#key=s3cret-key", "s3cret-key"),
+    ],
+)
+def test_secrets_in_a_rejected_endpoint_are_never_echoed(endpoint: str, secret: str) -> None:
+    for json_flag in ([], ["--json"]):
+        code, out, err = _main_in_process("--endpoint", endpoint, *json_flag)
+        assert code == 2, out + err
+        assert "The pool management endpoint" in err and secret not in out + err
+        if json_flag:
+            assert json.loads(out)["endpoint"] is None
+
+
+@pytest.mark.parametrize("token", ["Bearer ", "bearer", "  Bearer\t\n"])
+def test_bearer_without_a_token_is_a_configuration_error(token: str) -> None:
+    with ScriptedPool(hello_pool()) as pool:
+        code, out, err = _main_in_process("--endpoint", pool.endpoint, token=token)
+    assert code == 2, out + err
+    assert "DYNAMIC_SESSIONS_TOKEN is set but holds no token" in err and "az account get-access-token" in err
+    assert pool.requests == []
+
+
+def test_a_request_requests_cannot_build_is_a_configuration_error_not_retried() -> None:
+    # An unparseable proxy URL makes requests raise InvalidURL before anything is sent.
+    started = time.monotonic()
+    completed = run_cli(
+        "--endpoint",
+        f"http://127.0.0.1:{free_port()}",
+        "--timeout",
+        "20",
+        extra_env={"HTTP_PROXY": "http://[::1", "NO_PROXY": "", "no_proxy": ""},
+    )
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert "could not be sent (InvalidURL" in completed.stdout
+    assert progress_lines(completed) == []  # not retried
+    assert time.monotonic() - started < 20 / 2
+    assert_no_token(completed)
+
+
+# --- Ctrl-C -------------------------------------------------------------------------------------
+
+INTERRUPT_WAIT_SECONDS = 10.0
+INTERRUPT_POLL_SECONDS = 0.02
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_ctrl_c_ends_with_one_verdict_and_exit_130(json_flag: list[str]) -> None:
+    # The pool holds every answer longer than the test waits, so the CLI is mid-request at SIGINT.
+    with ScriptedPool(sequence(Reply(202, execution_body(), delay=INTERRUPT_WAIT_SECONDS))) as pool:
+        process = start_smoke_cli("--endpoint", pool.endpoint, *ONLY_2024_10, *json_flag, token=TOKEN)
+        try:
+            waited_until = time.monotonic() + INTERRUPT_WAIT_SECONDS
+            while not pool.requests and time.monotonic() < waited_until:
+                time.sleep(INTERRUPT_POLL_SECONDS)
+            assert pool.requests, "the CLI sent no request"
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=INTERRUPT_WAIT_SECONDS)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr
+    if json_flag:
+        verdict = json.loads(stdout)  # exactly one JSON object
+        assert verdict["ok"] is False and verdict["exitCode"] == 130 and verdict["endpoint"] == pool.endpoint
+        assert "interrupted" in verdict["error"]
+    else:
+        assert stdout.splitlines() == [
+            f"FAIL hello-world check interrupted (Ctrl-C) before a verdict on {pool.endpoint} (exit 130)"
+        ]

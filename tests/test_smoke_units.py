@@ -28,7 +28,7 @@ from smoke.auth import REDACTED, normalize_raw_token, token_provider_from_env
 from smoke.outcome import worst_outcome
 from smoke.protocol import IDENTIFIER_PATTERN
 from smoke.runner import classify_reply
-from smoke.waiting import BACKOFF_CAP_SECONDS, parse_retry_after
+from smoke.waiting import BACKOFF_CAP_SECONDS, MAX_RETRY_AFTER_SECONDS, parse_retry_after
 
 REGIONAL = "https://westus2.dynamicsessions.io/subscriptions/sub/resourceGroups/rg/sessionPools/pool"
 APP_HOST = "https://pool.happyhill-70162bb9.westus2.azurecontainerapps.io"
@@ -51,6 +51,9 @@ PARAMS = {"api-version": "2024-10-02-preview", "identifier": "id-1"}
         ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
         ("http://localhost:9/pool/", "http://localhost:9/pool"),
         ("http://[::1]:7000", "http://[::1]:7000"),
+        ("https://Pool.Example.IO:8443/x", "https://pool.example.io:8443/x"),
+        ("https://pool.example.io:/x", "https://pool.example.io/x"),
+        ("https://pool_1.example.io.", "https://pool_1.example.io."),
     ],
 )
 def test_endpoint_accepts_documented_shapes_and_loopback_http(url: str, expected: str) -> None:
@@ -71,12 +74,27 @@ def test_endpoint_accepts_documented_shapes_and_loopback_http(url: str, expected
         ("https://pool.example.com/?api-version=1", "query string"),
         ("https://pool.example.com/#frag", "query string"),
         ("https://pool.example.com:99999", "not a valid URL"),
+        ("https://exa mple.com", "whitespace or control characters"),
+        ("https://pool.example.com/a\tb", "whitespace or control characters"),
+        ("https://pool.example.com/\x00", "whitespace or control characters"),
+        ("https://x.example.com:0", "has port 0, outside 1-65535"),
+        ("https://x.example.com:-1", "not a valid URL"),
+        ("https://bad!host.example.com", "not a valid DNS name"),
+        ("https://" + "a" * 64 + ".example.com", "not a valid DNS name"),
+        ("https://" + "a." * 127 + "com", "not a valid DNS name"),
+        ("https://-pool.example.com", "not a valid DNS name"),
+        ("https://bücher.example", "not a valid DNS name"),
+        ("https://[127.0.0.1]", "not a valid"),
+        ("https://[::1", "not a valid URL"),
+        ("https://user:pw@[::1", "user name or password"),
+        ("https://pw@pool.example.com", "user name or password"),
+        ("https://pool.example.com/?sig=pw-in-a-query", "query string"),
     ],
 )
 def test_endpoint_rejects_bad_urls_with_a_sentence(url: str, fragment: str) -> None:
     with pytest.raises(ConfigurationError, match=fragment) as caught:
         PoolEndpoint.parse(url)
-    assert "pw" not in str(caught.value)  # a password in a URL is never echoed
+    assert "pw" not in str(caught.value)  # a password (or a key in a query) is never echoed
 
 
 def test_join_keeps_the_base_path_and_encodes_the_identifier() -> None:
@@ -123,9 +141,13 @@ def test_operation_location_is_resolved_against_the_endpoint(location: str, expe
         "http://westus2.dynamicsessions.io/executions/abc",
         "https://westus2.dynamicsessions.io:8443/executions/abc",
         "//evil.example.com/executions/abc",
+        "http://[::1",
+        "//[::1/executions/abc",
+        "https://westus2.dynamicsessions.io:99999/executions/abc",
     ],
 )
 def test_operation_location_elsewhere_is_refused(location: str) -> None:
+    """Also locations that are no URL at all (urlsplit raises ValueError on them)."""
     endpoint = PoolEndpoint.parse(REGIONAL)
     assert endpoint.resolve_location(location, PARAMS) is None
     assert not endpoint.same_origin(location)
@@ -200,6 +222,25 @@ def test_retry_after_seconds_and_http_dates() -> None:
     assert parse_retry_after(None, now) is None
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1e400", None),
+        ("-1e400", None),
+        ("inf", None),
+        ("nan", None),
+        ("-5", 0.0),
+        ("1e300", MAX_RETRY_AFTER_SECONDS),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", MAX_RETRY_AFTER_SECONDS),
+        ("Mon, 01 Jan 2000 99999999999999999999:00:00 GMT", None),
+        ("Fri, 31 Dec 99999 23:59:59 GMT", None),
+        ("Fri, 31 Dec 2023 23:59:59", None),  # no zone
+    ],
+)
+def test_hostile_retry_after_values_are_finite_or_ignored(value: str, expected: float | None) -> None:
+    assert parse_retry_after(value, 1_700_000_000.0) == expected
+
+
 # --- tokens -----------------------------------------------------------------------------------------
 
 
@@ -207,6 +248,23 @@ def test_raw_token_normalisation() -> None:
     assert normalize_raw_token("  Bearer abc.def \n") == "abc.def"
     assert normalize_raw_token("bearer xyz") == "xyz"
     assert normalize_raw_token("eyJ0eXAi.payload.sig\n") == "eyJ0eXAi.payload.sig"
+    assert normalize_raw_token("Bearer\tabc") == "abc"
+    assert normalize_raw_token("Bearer ") == normalize_raw_token("BEARER") == ""
+    assert normalize_raw_token("Bearerish-token") == "Bearerish-token"  # only the word, not a prefix of one
+
+
+@pytest.mark.parametrize("raw", ["Bearer ", "bearer", " Bearer \n", "Bearer\t"])
+def test_bearer_without_a_token_is_a_credential_error(raw: str) -> None:
+    with pytest.raises(CredentialError, match="holds no token") as caught:
+        token_provider_from_env(env={"DYNAMIC_SESSIONS_TOKEN": raw})
+    assert "az account get-access-token" in str(caught.value)
+    assert "Bearer" not in str(caught.value) and "bearer" not in str(caught.value)
+
+
+def test_non_ascii_token_is_refused_without_echoing_it() -> None:
+    with pytest.raises(CredentialError, match="not ASCII") as caught:
+        StaticTokenProvider("tök€n-value")
+    assert "tök€n" not in str(caught.value)
 
 
 def test_empty_token_variable_is_a_credential_error() -> None:

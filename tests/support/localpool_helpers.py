@@ -11,19 +11,28 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import requests
 
 from localpool.constants import BASE_PATH, ENDPOINT_LINE_PREFIX
 from localpool.process import RunningPool, local_pool_process
-from smoke.protocol import API_2024_02, API_2024_10, CODE_EXECUTE_PATH, EXECUTIONS_PATH, PENDING_STATUSES
+from smoke.protocol import (
+    API_2024_02,
+    API_2024_10,
+    CODE_EXECUTE_PATH,
+    EXECUTIONS_PATH,
+    PENDING_STATUSES,
+    STATUS_SUCCEEDED,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = PROJECT_ROOT / "tests" / "data"
@@ -43,6 +52,8 @@ ENDPOINT_LINE = re.compile(rf"^{re.escape(ENDPOINT_LINE_PREFIX)}(http://127\.0\.
 REQUEST_TIMEOUT_SECONDS = 30.0
 CLI_START_TIMEOUT_SECONDS = 15.0
 POLL_INTERVAL_SECONDS = 0.05
+# A bystander session must answer well within this while a hostile one runs (a warm round trip is ~ms).
+PROMPT_ANSWER_SECONDS = 0.5
 
 
 def load_data(name: str) -> dict[str, Any]:
@@ -116,6 +127,84 @@ class PoolClient:
     def __exit__(self, *exc_info: object) -> None:
         """Close the connections."""
         self.close()
+
+
+class Bystander:
+    """An innocent session that keeps answering while a hostile one runs in the same pool.
+
+    Usage::
+
+        with Bystander(pool.endpoint) as bystander:
+            ...  # run the hostile code
+            assert bystander.answers > 0  # optional: it answered while the hostile code ran
+
+    On entering, the bystander sets some state in its own session and then asks for it again and
+    again from a background thread (its own connection). On leaving without an exception it asks
+    once more and asserts that every answer came within PROMPT_ANSWER_SECONDS and showed the state
+    intact: the hostile session neither blocked, slowed nor touched it, during or after.
+    """
+
+    _STATE_CODE = "var bystanderState = 'intact'; bystanderState"
+    _PROBE_CODE = "bystanderState"
+    _EXPECTED = "intact"
+
+    def __init__(self, endpoint: str) -> None:
+        """Use the pool at endpoint with a session of its own."""
+        self.identifier = new_identifier("bystander")
+        self._client = PoolClient(endpoint)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._probe_until_stopped, name="bystander", daemon=True)
+        # (seconds taken, execution result or a description of what went wrong) per probe.
+        self._probes: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def answers(self) -> int:
+        """How many probes have been answered so far."""
+        with self._lock:
+            return len(self._probes)
+
+    def _probe(self) -> None:
+        asked = time.monotonic()
+        try:
+            body = self._client.run(self.identifier, self._PROBE_CODE)
+            answer = body["result"]["executionResult"] if body["status"] == STATUS_SUCCEEDED else repr(body)
+        except Exception as error:  # recorded, and reported by the assertion in __exit__
+            answer = f"{type(error).__name__}: {error}"
+        with self._lock:
+            self._probes.append((time.monotonic() - asked, answer))
+
+    def _probe_until_stopped(self) -> None:
+        while not self._stop.is_set():
+            self._probe()
+            self._stop.wait(POLL_INTERVAL_SECONDS)
+
+    def __enter__(self) -> Bystander:
+        """Set the bystander's state and start probing it."""
+        body = self._client.run(self.identifier, self._STATE_CODE)
+        assert body["result"]["executionResult"] == self._EXPECTED, body
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        """Stop probing, probe once more afterwards and check every answer (unless the block failed)."""
+        self._stop.set()
+        self._thread.join(timeout=REQUEST_TIMEOUT_SECONDS)
+        try:
+            if exc_type is None:
+                assert not self._thread.is_alive(), "the bystander's probe never returned"
+                self._probe()
+                with self._lock:
+                    probes = list(self._probes)
+                assert len(probes) >= 2, probes
+                slow = [(round(seconds, 3), answer) for seconds, answer in probes if seconds >= PROMPT_ANSWER_SECONDS]
+                wrong = [answer for _, answer in probes if answer != self._EXPECTED]
+                assert not wrong, f"the bystander session was disturbed: {wrong[:3]}"
+                assert not slow, f"the bystander session answered slowly: {slow[:3]}"
+        finally:
+            self._client.close()
 
 
 @dataclass

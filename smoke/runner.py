@@ -234,6 +234,12 @@ class _VersionCheck:
         # so waits for propagation are not counted, but polls of a running execution are.
         self.got_through_at: float | None = None
 
+    def stopped(self, outcome: Outcome, reason: str) -> SmokeResult:
+        """The result of a check that ended without a verdict from the pool, with what it saw so far."""
+        return SmokeResult(
+            self.api_version, outcome, http_status=self.http_status, attempts=self.attempts, error=reason
+        )
+
     def request(self, send: Callable[[float], HttpReply]) -> HttpReply:
         """Send until a 2xx answer arrives; raise _Stopped for a final failure or at the deadline."""
         backoff = self.backoff_factory()
@@ -545,22 +551,10 @@ def run_smoke(
                 try:
                     result = _CHECKS[api_version](check, code, session_identifier)
                 except _Stopped as stop:
-                    result = SmokeResult(
-                        api_version,
-                        stop.outcome,
-                        http_status=check.http_status,
-                        attempts=check.attempts,
-                        error=stop.reason,
-                    )
+                    result = check.stopped(stop.outcome, stop.reason)
                 except ConfigurationError as error:
                     # The token could not be refreshed mid-run (CredentialError), or the request could not
                     # even be built from the endpoint (an unusable URL or header).
-                    result = SmokeResult(
-                        api_version,
-                        Outcome.CONFIGURATION,
-                        http_status=check.http_status,
-                        attempts=check.attempts,
-                        error=str(error),
-                    )
+                    result = check.stopped(Outcome.CONFIGURATION, str(error))
             results.append(_scrubbed(result, provider.redact))
     return SmokeReport(endpoint=pool.url, identifier=session_identifier, container_type=container_type, results=results)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import re
 import reprlib
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import requests
 from requests.structures import CaseInsensitiveDict
-from urllib3.exceptions import LocationValueError
+from urllib3.exceptions import DecodeError, LocationValueError, ProtocolError, ReadTimeoutError
+from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from smoke._version import __version__
 from smoke.auth import TokenProvider
@@ -279,6 +281,7 @@ class SessionPoolClient:
 
     def _send(self, method: str, url: str, timeout: float, body: dict[str, Any] | None = None) -> HttpReply:
         redact = self.token_provider.redact
+        started = time.monotonic()
         try:
             response = self.session.request(
                 method,
@@ -291,7 +294,7 @@ class SessionPoolClient:
                 stream=True,  # read below, up to MAX_BODY_BYTES
             )
             try:
-                content, body_problem = _read_body(response)
+                content, body_problem = _read_body(response, started + timeout)
             finally:
                 response.close()
         except requests.Timeout as error:
@@ -327,19 +330,37 @@ class SessionPoolClient:
         )
 
 
-def _read_body(response: requests.Response) -> tuple[bytes, str | None]:
-    """The body, at most MAX_BODY_BYTES of it, and why it is incomplete (None when it is complete)."""
+def _read_body(response: requests.Response, read_by: float) -> tuple[bytes, str | None]:
+    """The body, at most MAX_BODY_BYTES of it, and why it is incomplete (None when it is complete).
+
+    Reads whatever has arrived (``read1``) rather than waiting for full chunks, and gives up once
+    ``read_by`` (a time.monotonic() instant: the request's start plus its timeout) has passed: a server
+    that drips its body a byte at a time within every read timeout cannot hold the check past its
+    deadline by more than one read timeout. urllib3's errors are translated as requests' iter_content
+    would translate them, so the caller handles one family of exceptions.
+    """
     chunks: list[bytes] = []
     size = 0
     try:
-        for chunk in response.iter_content(READ_CHUNK_BYTES):
+        while chunk := response.raw.read1(READ_CHUNK_BYTES, decode_content=True):
             chunks.append(chunk)
             size += len(chunk)
             if size > MAX_BODY_BYTES:
                 return b"".join(chunks)[:MAX_BODY_BYTES], (
                     f"the body is larger than {MAX_BODY_BYTES} bytes, far more than any answer of the API"
                 )
-    except requests.exceptions.ContentDecodingError:
+            if time.monotonic() > read_by:
+                raise TransportError(
+                    f"no complete answer in time: the body was still arriving after {size} bytes "
+                    f"(reading the answer timed out)"
+                )
+    except DecodeError:
         encoding = response.headers.get("Content-Encoding", "")
         return b"", f"the body could not be decoded (Content-Encoding {_one_line(encoding)!r})"
+    except ReadTimeoutError as error:
+        raise requests.exceptions.ReadTimeout(error) from None
+    except Urllib3SSLError as error:
+        raise requests.exceptions.SSLError(error) from None
+    except ProtocolError as error:
+        raise requests.exceptions.ChunkedEncodingError(error) from None
     return b"".join(chunks), None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -166,6 +167,39 @@ def test_slow_answer_past_the_read_timeout_is_retried() -> None:
     assert len(pool.requests) == 2
     assert json.loads(completed.stdout)["results"][0]["attempts"] == 2
     assert "no answer within 0.5 s (reading the answer timed out)" in completed.stderr
+
+
+def test_a_body_dripping_within_every_read_timeout_cannot_hold_the_check_past_its_deadline() -> None:
+    # About 200 bytes at 0.05 s each: 10 s to read in full, though no single read waits 0.05 s.
+    body = execution_body()
+    assert len(json.dumps(body)) * 0.05 > 8
+    with ScriptedPool(sequence(Reply(202, body, drip=0.05))) as pool:
+        started = time.monotonic()
+        completed = run_cli(
+            "--endpoint", pool.endpoint, *ONLY_2024_10, "--timeout", "2", "--request-timeout", "1", "--json"
+        )
+        elapsed = time.monotonic() - started
+    assert completed.returncode == 4, completed.stdout + completed.stderr
+    assert "the body was still arriving" in completed.stderr
+    # The deadline plus at most one read timeout for the read in progress.
+    assert elapsed < 2 + 1 + PROCESS_SLACK_SECONDS
+    assert_no_token(completed)
+
+
+@pytest.mark.parametrize("drip", [0.0, 0.001], ids=["one-chunk", "a-chunk-per-byte"])
+def test_chunked_answers_are_read_in_full(drip: float) -> None:
+    with ScriptedPool(sequence(Reply(202, execution_body(), chunked=True, drip=drip))) as pool:
+        completed = run_cli("--endpoint", pool.endpoint, *ONLY_2024_10, "--json")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert json.loads(completed.stdout)["results"][0]["stdout"] == "hello-world\n"
+
+
+def test_gzip_encoded_answer_is_decoded() -> None:
+    data = gzip.compress(json.dumps(execution_body()).encode())
+    reply = Reply(202, data, {"Content-Encoding": "gzip"}, content_type="application/json", chunked=True)
+    with ScriptedPool(sequence(reply)) as pool:
+        completed = run_cli("--endpoint", pool.endpoint, *ONLY_2024_10)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
 
 
 def test_malformed_json_exits_1_without_retrying() -> None:

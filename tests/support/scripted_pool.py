@@ -72,13 +72,19 @@ def running_body() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Reply:
-    """What the server sends back: status, JSON (dict/list) or raw text body, headers, and an optional delay."""
+    """What the server sends back: status, JSON (dict/list) or raw text body, headers, and an optional delay.
+
+    ``drip`` sends the body one byte at a time with that many seconds between bytes; ``chunked`` sends
+    it with ``Transfer-Encoding: chunked`` (one chunk per byte when dripping) instead of Content-Length.
+    """
 
     status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     content_type: str | None = None
+    drip: float = 0.0
+    chunked: bool = False
 
     def encoded(self) -> tuple[bytes, str]:
         """The body bytes and their content type."""
@@ -187,13 +193,26 @@ class ScriptedPool:
                 try:
                     self.send_response(reply.status)
                     self.send_header("Content-Type", content_type)
-                    self.send_header("Content-Length", str(len(data)))
+                    if reply.chunked:
+                        self.send_header("Transfer-Encoding", "chunked")
+                    else:
+                        self.send_header("Content-Length", str(len(data)))
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
                     self.end_headers()
-                    self.wfile.write(data)
+                    self._write_body(data, reply)
                 except OSError:
                     pass  # the client gave up (read timeout); that is what some tests provoke
+
+            def _write_body(self, data: bytes, reply: Reply) -> None:
+                pieces = [data[index : index + 1] for index in range(len(data))] if reply.drip else [data]
+                for piece in pieces:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if reply.chunked else piece)
+                    self.wfile.flush()
+                    if reply.drip:
+                        time.sleep(reply.drip)
+                if reply.chunked:
+                    self.wfile.write(b"0\r\n\r\n")
 
             do_GET = _serve
             do_POST = _serve

@@ -277,6 +277,11 @@ function isThenable(value) {
   return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof value.then === 'function';
 }
 
+/** The protocol message answering request `id` (a prototype-less object: nothing session code patched applies). */
+function resultMessage(id, durationMs, error, stdout = '', stderr = '', result = '') {
+  return { __proto__: null, type: 'result', id, stdout, stderr, result, error, durationMs };
+}
+
 /** Run one request and always answer it, whatever the code threw or did to this realm. */
 async function execute(request) {
   const capture = { stdout: '', stderr: '' };
@@ -302,30 +307,12 @@ async function execute(request) {
   } finally {
     current = null;
     const durationMs = toNumber(hrtimeBigint() - started) / 1e6;
-    const reply = {
-      __proto__: null,
-      type: 'result',
-      id: request.id,
-      stdout: capture.stdout,
-      stderr: capture.stderr,
-      result: typeof result === 'string' ? result : '',
-      error,
-      durationMs,
-    };
+    const textResult = typeof result === 'string' ? result : '';
     try {
-      writeProtocol(reply);
+      writeProtocol(resultMessage(request.id, durationMs, error, capture.stdout, capture.stderr, textResult));
     } catch {
       // Only what this realm can no longer do is left out: the execution still gets an answer.
-      writeProtocol({
-        __proto__: null,
-        type: 'result',
-        id: reply.id,
-        stdout: '',
-        stderr: '',
-        result: '',
-        error: undescribableError(),
-        durationMs,
-      });
+      writeProtocol(resultMessage(request.id, durationMs, undescribableError()));
     }
   }
 }

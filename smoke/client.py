@@ -66,7 +66,8 @@ _UNSENDABLE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def _one_line(text: str, limit: int = BODY_EXCERPT_CHARS) -> str:
+def one_line(text: str, limit: int = BODY_EXCERPT_CHARS) -> str:
+    """``text`` with every run of whitespace (newlines included) as one space, cut to ``limit`` characters."""
     collapsed = " ".join(text.split())
     return collapsed if len(collapsed) <= limit else collapsed[: limit - 1] + "…"
 
@@ -165,17 +166,17 @@ class HttpReply(NamedTuple):
             return f"empty body (x-ms-error-code: {error_code})" if error_code else "empty body"
         if self.looks_like_html():
             title = _HTML_TITLE.search(self.text)
-            label = _one_line(title.group(1)) if title and title.group(1).strip() else _one_line(self.text)
+            label = one_line(title.group(1)) if title and title.group(1).strip() else one_line(self.text)
             return f"HTML page {label!r}"
         valid, body = parse_json(self.text)
         if not valid:
-            return repr(_one_line(self.text))
+            return repr(one_line(self.text))
         body = redact_json(body, self.redact)
         error = body.get("error") if isinstance(body, dict) else None
         if isinstance(error, dict) and (error.get("code") or error.get("message")):
             code, message = describe_value(error.get("code", "Error")), describe_value(error.get("message", ""))
-            return _one_line(f"{code}: {message}".strip().rstrip(":"))
-        return _one_line(self.text)
+            return one_line(f"{code}: {message}".strip().rstrip(":"))
+        return one_line(self.text)
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -308,10 +309,10 @@ class SessionPoolClient:
             # Redacted before it is cut short: requests quotes a rejected header value, token included.
             raise ConfigurationError(
                 f"The request to {self.endpoint.origin} could not be sent ({type(error).__name__}: "
-                f"{_one_line(redact(str(error)))}); check the endpoint URL, the token and any proxy settings"
+                f"{one_line(redact(str(error)))}); check the endpoint URL, the token and any proxy settings"
             ) from None
         except requests.ConnectionError as error:
-            if "timed out" in str(error).lower():  # a read timeout while the body streams in
+            if "timed out" in str(error).lower():  # a timeout while the request itself was being sent
                 raise TransportError(f"no answer within {timeout:.1f} s (reading the answer timed out)") from None
             raise TransportError(
                 redact(f"could not connect to {self.endpoint.origin} ({_transport_reason(error)})")
@@ -356,7 +357,7 @@ def _read_body(response: requests.Response, read_by: float) -> tuple[bytes, str 
                 )
     except DecodeError:
         encoding = response.headers.get("Content-Encoding", "")
-        return b"", f"the body could not be decoded (Content-Encoding {_one_line(encoding)!r})"
+        return b"", f"the body could not be decoded (Content-Encoding {one_line(encoding)!r})"
     except ReadTimeoutError as error:
         raise requests.exceptions.ReadTimeout(error) from None
     except Urllib3SSLError as error:

@@ -7,7 +7,14 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from smoke.auth import TokenProvider, token_provider_from_env
-from smoke.client import HttpReply, MalformedResponseError, SessionPoolClient, TransportError, describe_value
+from smoke.client import (
+    HttpReply,
+    MalformedResponseError,
+    SessionPoolClient,
+    TransportError,
+    describe_value,
+    one_line,
+)
 from smoke.endpoint import PoolEndpoint
 from smoke.errors import ConfigurationError
 from smoke.outcome import Outcome, worst_outcome
@@ -335,20 +342,16 @@ def _wrong_output_reason(stdout: object) -> str:
     return f"hello-world printed {shown}, expected {HELLO_WORLD_STDOUT!r}"
 
 
-def _one_line_excerpt(text: str) -> str:
-    return _excerpt(" ".join(text.split()))
-
-
 def _error_message(error: object) -> str | None:
     """The message of an execution's ``error``: ``{"code", "message"}`` or ``{"error": {...}}``, on one line."""
     if isinstance(error, dict):
         inner = error.get("error") if isinstance(error.get("error"), dict) else error
         code, message = inner.get("code"), inner.get("message")
         text = ": ".join(describe_value(part) for part in (code, message) if part)
-        return _one_line_excerpt(text) or None
+        return one_line(text, OUTPUT_EXCERPT_CHARS) or None
     if not error:
         return None
-    return _one_line_excerpt(describe_value(error)) or None
+    return one_line(describe_value(error), OUTPUT_EXCERPT_CHARS) or None
 
 
 def _finished(
@@ -434,8 +437,7 @@ def _usable_id(candidate: object) -> bool:
     return (
         isinstance(candidate, str)
         and 0 < len(candidate) <= MAX_EXECUTION_ID_CHARS
-        and candidate.isprintable()
-        and not any(0xD800 <= ord(character) <= 0xDFFF for character in candidate)  # lone surrogates
+        and candidate.isprintable()  # False for control characters and lone surrogates alike
     )
 
 

@@ -204,6 +204,8 @@ def resolve(method: str, path: str, api_version: str | None) -> tuple[Operation,
     WireError (400 for the api-version, 404 for an unknown path, 405 for a known path with
     another method) with a message naming what is supported.
     """
+    # semantic-kernel, which works against Azure, posts to "code/execute/": a trailing slash is ignored.
+    path = path.rstrip("/") or "/"
     if not api_version:
         raise missing_api_version(path)
     offered = operations_for(api_version)

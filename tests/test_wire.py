@@ -240,6 +240,7 @@ def test_unknown_path_and_wrong_method() -> None:
     ("method", "path", "api_version", "operation_id", "params"),
     [
         ("POST", "/code/execute", wire.API_2024_02, "CodeExecution_Execute", {}),
+        ("POST", "/code/execute/", wire.API_2024_02, "CodeExecution_Execute", {}),
         ("POST", "/files/upload", wire.API_2024_02, "SessionResourceFiles_Upload", {}),
         ("GET", "/files/content/a.txt", wire.API_2024_02, "SessionResourceFiles_GetContent", {"name": "a.txt"}),
         ("GET", "/executions/e1", wire.API_2025_02, "CodeExecution_Get", {"executionId": "e1"}),

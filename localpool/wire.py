@@ -68,7 +68,6 @@ JSON = "application/json"
 OCTET_STREAM = "application/octet-stream"
 TEXT = "text/plain"
 EXECUTIONS_VERSIONS = (API_2024_10, API_2025_02, API_2025_10)
-BYTES = OCTET_STREAM
 SESSION_VERSIONS = (API_2025_02, API_2025_10)
 
 
@@ -112,7 +111,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("SessionResourceFiles_Upload", "POST", "/files", 200, EXECUTIONS_VERSIONS),
     Operation("SessionResourceFiles_Get", "GET", "/files/{name}", 200, EXECUTIONS_VERSIONS),
     Operation("SessionResourceFiles_Delete", "DELETE", "/files/{name}", 204, EXECUTIONS_VERSIONS, None),
-    Operation("SessionResourceFiles_GetContent", "GET", "/files/{name}/content", 200, EXECUTIONS_VERSIONS, BYTES),
+    Operation("SessionResourceFiles_GetContent", "GET", "/files/{name}/content", 200, EXECUTIONS_VERSIONS,
+              OCTET_STREAM),
     # 2025-02-02-preview on.
     Operation("ListSessions_Get", "GET", "/listSessions", 200, SESSION_VERSIONS),
     Operation("SessionManagement_Get", "GET", "/session", 200, SESSION_VERSIONS),

@@ -329,6 +329,9 @@ def drive_langchain_python(endpoint: str, step: Step, work: Path) -> None:
     with step("delete_session"):
         tool.delete_session()
         time.sleep(0.5)  # langchain deletes from a background thread
+    with step("close"):
+        tool.close()
+        time.sleep(0.5)
 
 
 def drive_langchain_bash(endpoint: str, step: Step, work: Path) -> None:
@@ -347,6 +350,9 @@ def drive_langchain_bash(endpoint: str, step: Step, work: Path) -> None:
         tool.download_file(remote_file_path=UPLOAD_NAME, local_file_path=str(work / "down.txt"))
     with step("delete_session"):
         tool.delete_session()
+        time.sleep(0.5)
+    with step("close"):
+        tool.close()
         time.sleep(0.5)
 
 
@@ -372,15 +378,22 @@ def drive_semantic_kernel(endpoint: str, step: Step, work: Path) -> None:
 
     local = work / UPLOAD_NAME
     local.write_bytes(UPLOAD_BYTES)
-    tool = SessionsPythonTool(
-        auth_callback=lambda: STATIC_TOKEN,
-        pool_management_endpoint=endpoint,
-        enable_dangerous_file_uploads=True,
-        allowed_upload_directories={str(work)},
-        allowed_download_directories={str(work)},
-    )
+
+    def make_tool() -> Any:
+        return SessionsPythonTool(
+            auth_callback=lambda: STATIC_TOKEN,
+            pool_management_endpoint=endpoint,
+            enable_dangerous_file_uploads=True,
+            allowed_upload_directories={str(work)},
+            allowed_download_directories={str(work)},
+        )
 
     async def run() -> None:
+        # A fresh tool uploads with a multipart Content-Type; after execute_code, the tool's client
+        # keeps "Content-Type: application/json" for every later request, uploads included.
+        with step("upload_file_before_execute"):
+            await make_tool().upload_file(local_file_path=str(local), remote_file_path=UPLOAD_NAME)
+        tool = make_tool()
         with step("execute_code"):
             await tool.execute_code("print('hello-world')")
         with step("upload_file"):

@@ -166,6 +166,14 @@ def _listed(values: Iterable[str]) -> str:
     return ", ".join(values)
 
 
+# Values from the request are echoed in messages, cut to this length.
+MAX_ECHOED_CHARS = 100
+
+
+def _shown(value: str) -> str:
+    return value if len(value) <= MAX_ECHOED_CHARS else value[:MAX_ECHOED_CHARS] + "…"
+
+
 # The data plane's answer to an unknown or missing api-version is not documented. Azure services on
 # ASP.NET API Versioning answer 400 with code UnsupportedApiVersion ("The HTTP resource that matches
 # the request URI '...' does not support the API version '...'.") or ApiVersionUnspecified
@@ -177,7 +185,7 @@ def missing_api_version(path: str) -> WireError:
     return WireError(
         400,
         "ApiVersionUnspecified",
-        f"An API version is required, but was not specified for '{path}'. "
+        f"An API version is required, but was not specified for '{_shown(path)}'. "
         f"The supported api-versions are '{_listed(SUPPORTED_API_VERSIONS)}'.",
     )
 
@@ -192,8 +200,8 @@ def unsupported_api_version(path: str, api_version: str) -> WireError:
     return WireError(
         400,
         "UnsupportedApiVersion",
-        f"The HTTP resource that matches the request URI '{path}' does not support the API version "
-        f"'{api_version}'. The supported api-versions are '{_listed(supported or SUPPORTED_API_VERSIONS)}'.",
+        f"The HTTP resource that matches the request URI '{_shown(path)}' does not support the API version "
+        f"'{_shown(api_version)}'. The supported api-versions are '{_listed(supported or SUPPORTED_API_VERSIONS)}'.",
     )
 
 
@@ -220,14 +228,15 @@ def resolve(method: str, path: str, api_version: str | None) -> tuple[Operation,
         raise WireError(
             405,
             "MethodNotAllowed",
-            f"'{path}' does not accept {method.upper()} in api-version {api_version}; it accepts {_listed(same_path)}.",
+            f"'{_shown(path)}' does not accept {_shown(method.upper())} in api-version {api_version}; "
+            f"it accepts {_listed(same_path)}.",
         )
     if any(op.match(path) is not None for version in SUPPORTED_API_VERSIONS for op in operations_for(version)):
         raise unsupported_api_version(path, api_version)
     raise WireError(
         404,
         "NotFound",
-        f"No operation at '{path}' in api-version {api_version}; it has "
+        f"No operation at '{_shown(path)}' in api-version {api_version}; it has "
         f"{_listed(f'{op.method} {op.template}' for op in offered)}.",
     )
 
@@ -237,9 +246,10 @@ def invalid_identifier(identifier: str | None) -> WireError | None:
     if not identifier:
         return WireError(400, "InvalidIdentifier", "The identifier query parameter is required (the session's id).")
     if SESSION_IDENTIFIER_PATTERN.match(identifier) is None:
-        shown = identifier if len(identifier) <= 40 else identifier[:40] + "…"
         return WireError(
-            400, "InvalidIdentifier", f"The identifier {shown!r} is not valid; use {SESSION_IDENTIFIER_RULE}."
+            400,
+            "InvalidIdentifier",
+            f"The identifier {_shown(identifier)!r} is not valid; use {SESSION_IDENTIFIER_RULE}.",
         )
     return None
 

@@ -339,3 +339,10 @@ def test_every_recorded_call_is_an_operation_of_the_wire(name: str) -> None:
         if op.operation_id == "SessionResourceFiles_Upload":
             [part] = call["body"]["multipart"]
             assert 'name="file"' in part["headers"]["Content-Disposition"]
+
+
+def test_echoed_values_are_cut() -> None:
+    with pytest.raises(wire.WireError) as caught:
+        wire.resolve("GET", "/files", "v" * 5000)
+    assert len(caught.value.message) < 400
+    assert "v" * wire.MAX_ECHOED_CHARS + "…" in caught.value.message

@@ -190,3 +190,36 @@ def test_file_content_must_be_bytes() -> None:
 
 def test_dataplane_dir_is_in_tests_data() -> None:
     assert Path(__file__).parent / "data" / "dataplane" == DATAPLANE_DIR
+
+
+def _required_fields(api_version: str, schema: dict) -> list[str]:
+    ref = schema.get("$ref", "")
+    if not ref.startswith("#/definitions/"):
+        return []
+    return load_spec(api_version)["definitions"][ref.removeprefix("#/definitions/")].get("required", [])
+
+
+@pytest.mark.parametrize("name", EXAMPLE_FILES)
+def test_example_without_a_required_field_fails(name: str) -> None:
+    # The validator can fail on every example it passes: drop each required field in turn.
+    example = _read(name)
+    op = _operation_of_example(example)
+    path = _example_path(op.template, example["parameters"])
+    for status, response in example["responses"].items():
+        schema = op.definition["responses"][status].get("schema", {})
+        for field in _required_fields(op.api_version, schema):
+            body = copy.deepcopy(response["body"])
+            del body[field]
+            with pytest.raises(AssertionError, match=f"'{field}' is a required property"):
+                validate_response(op.api_version, op.method, path, int(status), response.get("headers", {}), body)
+
+
+def test_most_examples_have_required_fields_to_drop() -> None:
+    # Proves the test above checks something: examples without a JSON body (204, file, text) drop nothing.
+    with_fields = 0
+    for name in EXAMPLE_FILES:
+        example = _read(name)
+        op = _operation_of_example(example)
+        for status in example["responses"]:
+            with_fields += bool(_required_fields(op.api_version, op.definition["responses"][status].get("schema", {})))
+    assert with_fields >= 35

@@ -1,7 +1,7 @@
 """Check a data-plane answer against Azure's own OpenAPI document of its api-version.
 
-The documents live in ``tests/data/dataplane/`` (sources in ``tests/data/SOURCES.md``). An answer is
-found its operation by method and path template, then its body is validated with ``jsonschema``
+The documents live in ``tests/data/dataplane/`` (sources in ``tests/data/SOURCES.md``). The answer's
+operation is found by method and path template, then its body is validated with ``jsonschema``
 against the response schema for its status; ``$ref``s resolve through a ``referencing`` registry that
 holds the whole document, so nothing is resolved by hand.
 

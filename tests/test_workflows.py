@@ -424,10 +424,8 @@ def scanned_files() -> list[Path]:
 
 
 def readme_pipeline_sections() -> str:
-    """The README's pipeline and teardown sections (the rest shows example object ids on purpose)."""
-    text = (PROJECT_ROOT / "README.md").read_text()
-    start = text.index("## Deploying from a pipeline")
-    return text[start : text.index("## Troubleshooting", start)]
+    """The pipeline and teardown docs (the settings docs show example object ids on purpose)."""
+    return "".join((PROJECT_ROOT / "docs" / name).read_text() for name in ("pipelines.md", "teardown.md"))
 
 
 def secret_findings(text: str) -> list[str]:

@@ -23,6 +23,9 @@ MAKE_TARGET = re.compile(r"(?:^|[\s;(&|])make ([a-z][a-z-]*)")
 MAKEFILE_TARGET = re.compile(r"^([a-z][a-z-]*):", re.MULTILINE)
 PROJECT_MODULE = re.compile(r"(\S*)python -m (smoke|localpool|offline\.[a-z]+)\b([^\n#|]*)")
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z-]*)")
+PROJECT_PATH = re.compile(
+    r"(?<![\w/.$-])((?:\.github|\.ci|scripts|bench|tests|components|smoke|localpool|offline|policy|docs)/[\w./*-]*)"
+)
 
 
 def code_of(path: Path) -> str:
@@ -71,6 +74,14 @@ def test_every_make_target_shown_exists(document: Path) -> None:
     targets = set(MAKEFILE_TARGET.findall((PROJECT_ROOT / "Makefile").read_text()))
     for target in MAKE_TARGET.findall(code_of(document)):
         assert target in targets, f"{document.name} shows `make {target}`, which the Makefile does not have"
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=names(DOCUMENTS))
+def test_every_project_path_shown_exists(document: Path) -> None:
+    for shown in PROJECT_PATH.findall(code_of(document)):
+        path = shown.rstrip(".")
+        found = any(PROJECT_ROOT.glob(path)) if "*" in path else (PROJECT_ROOT / path).exists()
+        assert found, f"{document.name} shows {path}, which does not exist"
 
 
 def module_help(module: str) -> str:

@@ -1,8 +1,9 @@
 """The GitHub Actions pipelines and scripts/destroy.sh, checked offline.
 
-Every workflow validates against GitHub's workflow schema (check-jsonschema's vendored copy); the
-rest reads the YAML and checks what the schema cannot: deploy order, smoke checks, OpenID Connect
-sign-in with least permissions, no secret values, pinned actions, and the teardown guard rails.
+Every workflow validates against GitHub's workflow schema (check-jsonschema's vendored copy) and passes
+zizmor's security audit (pinned actions, no persisted credentials, no template injection, ...); the rest
+reads the YAML and checks the project's own rules: deploy order, smoke checks, OpenID Connect sign-in
+with least permissions, no secret values, and the teardown guard rails.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,17 +29,24 @@ WORKFLOW_DIR = GITHUB_DIR / "workflows"
 SETUP_ACTION = GITHUB_DIR / "actions" / "setup" / "action.yml"
 DESTROY_SCRIPT = PROJECT_ROOT / "scripts" / "destroy.sh"
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
+ZIZMOR = Path(sys.executable).parent / "zizmor"
+DEPENDABOT = GITHUB_DIR / "dependabot.yml"
+# Our own files, referenced with GitHub's self-repository syntax (the revision the workflow came from).
+SELF_REPOSITORY = "$/"
 
-EXPECTED_WORKFLOWS = {"ci", "preview", "deploy", "drift", "destroy"}
 STACKS = ("dev", "prod")
 SESSION_EXECUTOR_ROLE_ID = "0fb8eba5-a2bb-4abe-b1c1-49dfad359bb0"
 ALLOWED_SECRETS = {"PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE"}
 AZURE_ENV = ("ARM_CLIENT_ID", "ARM_TENANT_ID", "ARM_SUBSCRIPTION_ID")
-PINNED_REMOTE_ACTION = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[^@]+)?@v\d+$")
+# A remote action pinned to a commit, with the release it is in a comment (for people and Dependabot).
+USES_LINE = re.compile(r"^\s*(?:- )?uses:\s*(\S+)(.*)$", re.MULTILINE)
+PINNED_TO_A_COMMIT = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[^@]+)?@[0-9a-f]{40}$")
+VERSION_COMMENT = re.compile(r"^\s+# v\d+\.\d+\.\d+\s*$")
+ZIZMOR_IGNORE = re.compile(r"#\s*zizmor:\s*ignore\[[^\]]+\](.*)$", re.MULTILINE)
 DEPLOYER_CONFIG = re.compile(r"pulumi config set dynamic-sessions:deployerPrincipalType ServicePrincipal --stack (\S+)")
 PULUMI_COMMAND = re.compile(r"\bpulumi (preview|up|destroy)\b")
 STACK_ARG = re.compile(r"--stack[= ](\S+)")
-SMOKE = re.compile(r"python -m smoke --stack (\S+)")
+SMOKE = re.compile(r"\.venv/bin/python -m smoke --stack (\S+)")
 
 # Things shaped like credentials. GUIDs are reported unless they are the public role id.
 GUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
@@ -148,6 +157,17 @@ def destroy_runs_script(job: dict[str, Any]) -> bool:
     return any("scripts/destroy.sh" in run_text(step) and "--check" not in run_text(step) for step in steps(job))
 
 
+def zizmor(*paths: Path) -> subprocess.CompletedProcess[str]:
+    """zizmor's offline audits (regular persona); it exits non-zero when it has a finding."""
+    return subprocess.run(
+        [str(ZIZMOR), "--offline", "--no-progress", "--color", "never", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def check_schema(*paths: Path, schema: str = "vendor.github-workflows") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(CHECK_JSONSCHEMA), "--builtin-schema", schema, *map(str, paths)],
@@ -159,10 +179,6 @@ def check_schema(*paths: Path, schema: str = "vendor.github-workflows") -> subpr
 
 
 # --- Schema ----------------------------------------------------------------------------------------
-
-
-def test_the_expected_workflows_exist() -> None:
-    assert set(WORKFLOWS) == EXPECTED_WORKFLOWS
 
 
 def test_every_workflow_validates_against_githubs_schema() -> None:
@@ -184,6 +200,71 @@ def test_the_validator_rejects_a_broken_workflow(tmp_path: Path) -> None:
     result = check_schema(broken)
     assert result.returncode != 0
     assert "broken.yml" in result.stdout + result.stderr
+
+
+def test_the_dependabot_config_validates_and_covers_actions_and_pip() -> None:
+    result = check_schema(DEPENDABOT, schema="vendor.dependabot")
+    assert result.returncode == 0, result.stdout + result.stderr
+    updates = yaml.safe_load(DEPENDABOT.read_text())["updates"]
+    covered = {(update["package-ecosystem"], directory) for update in updates for directory in update["directories"]}
+    # Every place that pins something: workflows, the composite action, both requirements files.
+    assert {
+        ("github-actions", "/"),
+        ("github-actions", "/" + str(SETUP_ACTION.parent.relative_to(PROJECT_ROOT))),
+        ("pip", "/"),
+        ("pip", "/policy"),
+    } <= covered
+
+
+# --- Security audit (zizmor) ---------------------------------------------------------------------------
+
+
+def test_zizmor_finds_nothing_in_the_pipelines() -> None:
+    result = zizmor(GITHUB_DIR)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("step", "audit"),
+    [
+        ("- uses: actions/checkout@v4", "unpinned-uses"),
+        ("- uses: actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v7.0.1", "artipacked"),
+        ("- run: echo ${{ github.event.pull_request.title }}", "template-injection"),
+    ],
+)
+def test_zizmor_catches_a_planted_mistake(tmp_path: Path, step: str, audit: str) -> None:
+    planted = tmp_path / "planted.yml"
+    planted.write_text(
+        "name: Planted\non: pull_request\npermissions: {}\njobs:\n  build:\n    runs-on: ubuntu-latest\n"
+        f"    permissions:\n      contents: read\n    steps:\n      {step}\n"
+    )
+    result = zizmor(planted)
+    assert result.returncode != 0
+    assert audit in result.stdout
+
+
+def test_every_zizmor_ignore_says_why() -> None:
+    for path in [*GITHUB_DIR.rglob("*.yml"), *GITHUB_DIR.rglob("*.yaml")]:
+        for reason in ZIZMOR_IGNORE.findall(path.read_text()):
+            assert len(reason.strip(" -:")) >= 10, f"{path.name}: a zizmor ignore without its reason"
+
+
+def test_every_remote_action_is_pinned_to_a_commit_with_its_release_in_a_comment() -> None:
+    pinned: dict[str, set[str]] = {}
+    checked = 0
+    for path in [*WORKFLOW_FILES, SETUP_ACTION]:
+        for reference, comment in USES_LINE.findall(path.read_text()):
+            checked += 1
+            if reference.startswith(SELF_REPOSITORY):
+                target = PROJECT_ROOT / reference.removeprefix(SELF_REPOSITORY)
+                assert target.exists(), f"{path.name}: {reference} does not exist"
+                continue
+            assert PINNED_TO_A_COMMIT.match(reference), f"{path.name}: {reference} is not pinned to a commit"
+            assert VERSION_COMMENT.match(comment), f"{path.name}: {reference} has no '# vX.Y.Z' comment"
+            pinned.setdefault(reference, set()).add(comment.strip())
+    assert checked
+    # One commit is one release everywhere it is used.
+    assert {reference: comments for reference, comments in pinned.items() if len(comments) > 1} == {}
 
 
 # --- Triggers ----------------------------------------------------------------------------------------
@@ -231,15 +312,13 @@ def setup_python_steps() -> Iterator[tuple[str, dict[str, Any]]]:
             yield "setup action", step
 
 
-def test_every_python_setup_is_311_with_the_pip_cache() -> None:
+def test_every_python_setup_is_the_projects_minimum_python() -> None:
+    target = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["target-version"]
+    minimum = f"{target[2]}.{target[3:]}"  # "py311" -> "3.11"
     found = list(setup_python_steps())
     assert found
     for where, step in found:
-        assert step["with"] == {
-            "python-version": "3.11",
-            "cache": "pip",
-            "cache-dependency-path": "requirements.txt",
-        }, where
+        assert str(step["with"]["python-version"]) == minimum, where
 
 
 def test_every_job_that_runs_python_sets_it_up() -> None:
@@ -250,23 +329,21 @@ def test_every_job_that_runs_python_sets_it_up() -> None:
         needs_python = any("python -m" in run_text(step) or "make " in run_text(step) for step in steps(job))
         needs_python |= bool(pulumi_operations(job))
         if needs_python:
-            assert any(u.startswith("actions/setup-python@") or u == "./.github/actions/setup" for u in used), (
+            assert any(u.startswith("actions/setup-python@") or u == "$/.github/actions/setup" for u in used), (
                 f"{name}/{job_id}"
             )
 
 
-def test_ci_runs_the_readmes_test_command_with_python_311_and_node_20() -> None:
+def test_ci_runs_the_readmes_test_command_with_node() -> None:
     job = WORKFLOWS["ci"]["jobs"]["test"]
-    used = [uses(step) for step in steps(job)]
-    assert "actions/setup-python@v5" in used
+    # The local pool needs Node.js 20 or newer; the tests run it.
     node = next(step for step in steps(job) if uses(step).startswith("actions/setup-node@"))
-    assert str(node["with"]["node-version"]) == "20"
-    assert [run_text(step) for step in steps(job) if run_text(step)] == ["make test"]
+    assert int(str(node["with"]["node-version"]).split(".")[0]) >= 20
+    assert [run_text(step) for step in steps(job) if run_text(step)][-1] == "make test"
 
 
-def test_the_setup_action_installs_requirements_and_the_pulumi_cli() -> None:
+def test_the_setup_action_installs_requirements_and_the_pulumi_cli_of_the_same_version() -> None:
     action = load_yaml(SETUP_ACTION)
-    assert action["runs"]["using"] == "composite"
     action_steps = action["runs"]["steps"]
     assert any(run_text(step) == "make venv" for step in action_steps)
     pulumi_install = [step for step in action_steps if uses(step).startswith("pulumi/actions@")]
@@ -280,7 +357,7 @@ def test_the_setup_action_installs_requirements_and_the_pulumi_cli() -> None:
 
 def test_deploy_runs_the_tests_first() -> None:
     jobs = WORKFLOWS["deploy"]["jobs"]
-    assert jobs["test"]["uses"] == "./.github/workflows/ci.yml"
+    assert jobs["test"]["uses"] == "$/.github/workflows/ci.yml"
     assert "workflow_call" in triggers(WORKFLOWS["ci"])
     assert jobs["deploy-dev"]["needs"] == "test"
 
@@ -339,7 +416,6 @@ def test_preview_covers_every_stack_with_the_policy_pack_and_a_pr_comment() -> N
     assert job["strategy"]["matrix"]["stack"] == list(STACKS)
     assert job["strategy"]["fail-fast"] is False
     [preview] = [step for step in steps(job) if pulumi_action_command(step) == "preview"]
-    assert preview["uses"] == "pulumi/actions@v6"
     assert preview["with"]["stack-name"] == "${{ matrix.stack }}"
     assert preview["with"]["policyPacks"] == "policy"
     assert preview["with"]["comment-on-pr"] is True
@@ -385,8 +461,8 @@ def test_every_job_that_touches_azure_signs_in_with_openid_connect() -> None:
         logins = [step for step in steps(job) if is_azure_login(step)]
         assert logins, where
         for login in logins:
-            assert login["uses"] == "azure/login@v2"
-            assert set(login["with"]) == {"client-id", "tenant-id", "subscription-id"}, where
+            # OpenID Connect: identifiers from variables, never a stored credential (creds, client-secret).
+            assert {"client-id", "tenant-id", "subscription-id"} <= set(login["with"]), where
             assert all(value.startswith("${{ vars.") for value in login["with"].values()), where
         first_login = next(index for index, step in enumerate(steps(job)) if is_azure_login(step))
         first_pulumi = min((index for index, _c, _s in pulumi_operations(job)), default=len(steps(job)))
@@ -424,10 +500,8 @@ def scanned_files() -> list[Path]:
 
 
 def readme_pipeline_sections() -> str:
-    """The README's pipeline and teardown sections (the rest shows example object ids on purpose)."""
-    text = (PROJECT_ROOT / "README.md").read_text()
-    start = text.index("## Deploying from a pipeline")
-    return text[start : text.index("## Troubleshooting", start)]
+    """The pipeline and teardown docs (the settings docs show example object ids on purpose)."""
+    return "".join((PROJECT_ROOT / "docs" / name).read_text() for name in ("pipelines.md", "teardown.md"))
 
 
 def secret_findings(text: str) -> list[str]:
@@ -467,24 +541,6 @@ def test_only_the_pulumi_secrets_are_referenced_and_only_by_name() -> None:
         assert set(SECRET_REFERENCE.findall(text)) <= ALLOWED_SECRETS, path.name
         assert len(ANY_SECRETS_CONTEXT.findall(text)) == len(SECRET_REFERENCE.findall(text)), path.name
     assert "secrets." not in WORKFLOW_DIR.joinpath("ci.yml").read_text()
-
-
-def test_every_action_is_pinned_to_a_major_version() -> None:
-    references = [(name, uses(step)) for name, _job_id, job in all_jobs() for step in steps(job) if uses(step)]
-    references += [(name, job["uses"]) for name, _job_id, job in all_jobs() if "uses" in job]
-    references += [("setup action", uses(step)) for step in load_yaml(SETUP_ACTION)["runs"]["steps"] if uses(step)]
-    for where, reference in references:
-        if reference.startswith("./"):
-            assert (PROJECT_ROOT / reference).exists(), f"{where}: {reference} does not exist"
-        else:
-            assert PINNED_REMOTE_ACTION.match(reference), f"{where}: {reference} is not pinned to @vN"
-    assert {reference.split("@")[0] for _w, reference in references if "@" in reference} == {
-        "actions/checkout",
-        "actions/setup-python",
-        "actions/setup-node",
-        "pulumi/actions",
-        "azure/login",
-    }
 
 
 def test_untrusted_values_never_reach_a_script_directly() -> None:

@@ -305,7 +305,8 @@ class _VersionCheck:
         except StopWaiting as stop:
             status = stop.response.http_response.status_code if stop.response is not None else None
             outcome = Outcome.UNREACHABLE if status is None else _outcome_of_status(status)
-            raise _Stopped(outcome, stop.reason if stop.asked_too_long else self._deadline_reason(outcome, stop.reason))
+            reason = stop.reason if stop.asked_too_long else self._deadline_reason(outcome, stop.reason)
+            raise _Stopped(outcome, reason) from None
         except AzureError as error:
             # Out of time inside the pipeline (its overall timeout), or an error it does not retry.
             outcome = _outcome_of_status(self.watch.http_status or HTTP_SERVER_ERROR_MIN)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 
 import pytest
@@ -474,3 +475,58 @@ def test_an_endpoint_requests_cannot_use_is_a_configuration_error_at_once() -> N
     assert report.exit_code == 2 and report.outcome is Outcome.CONFIGURATION
     assert all(result.attempts == 1 for result in report.results)
     assert "could not be sent (InvalidURL" in report.results[0].error
+
+
+# --- a wrong token looks like propagation: the pool's own words are shown ------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message"),
+    [
+        (401, "InvalidAuthenticationToken", "The bearer token is not the one this pool was started with."),
+        (403, "PermissionDenied", "Principal lacks Microsoft.App/sessionPools/interpreters/execute/action."),
+    ],
+)
+def test_401_and_403_show_the_pools_error_on_every_waiting_line_and_in_the_verdict(
+    status: int, code: str, message: str
+) -> None:
+    def handler(request: Request) -> Reply:
+        # The message also echoes the token it was sent: it must be scrubbed wherever the message shows.
+        return Reply(status, {"error": {"code": code, "message": f"{message} Got {request.authorization}."}})
+
+    with ScriptedPool(handler) as pool:
+        report, lines = smoke(pool, api_versions=[API_2024_10], timeout=10, clock=FakeClock())
+    result = report.results[0]
+    assert result.outcome is Outcome.UNAUTHORIZED and report.exit_code == 3
+    assert len(lines) >= 3
+    for text in [*lines, result.error, report.summary()]:
+        assert f"HTTP {status} (" in text
+        assert f"{code}: {message} Got Bearer {REDACTED}." in text, text
+        assert "a wrong token or identity is answered the same way" in text
+    assert TOKEN not in json.dumps(report.to_json()) + report.summary() + "".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "sent"), [(3600, ["azure-token-2", "azure-token-2"]), (60, ["azure-token-2", "azure-token-3"])]
+)
+def test_azure_tokens_are_cached_until_near_expiry(lifetime: float, sent: list[str]) -> None:
+    """The pipeline's bearer policy asks again only when the token expires within five minutes."""
+
+    class Credential:
+        def __init__(self) -> None:
+            self.issued: list[str] = []
+
+        def get_token(self, *scopes: str) -> AccessToken:
+            assert scopes == ("https://dynamicsessions.io/.default",)
+            self.issued.append(f"azure-token-{len(self.issued) + 1}")
+            return AccessToken(self.issued[-1], int(time.time() + lifetime))
+
+    credential = Credential()
+    with ScriptedPool(hello_pool()) as pool:
+        provider = AzureCredentialTokenProvider(credential=credential)
+        report = run_smoke(pool.endpoint, token_provider=provider, timeout=5)
+    assert report.ok, report.summary()
+    # azure-token-1 is the check's own before any request; then the policy's: cached, or one per request.
+    assert [request.authorization for request in pool.requests] == [f"Bearer {token}" for token in sent]
+    assert credential.issued == ["azure-token-1", *sorted(set(sent))]
+    assert provider.redact(" ".join(credential.issued)) == " ".join([REDACTED] * len(credential.issued))

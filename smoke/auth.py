@@ -17,7 +17,7 @@ from typing import Any
 from azure.core.credentials import AccessToken
 
 from smoke.errors import CredentialError
-from smoke.protocol import DEFAULT_TOKEN_SCOPE
+from smoke.protocol import DEFAULT_TOKEN_SCOPE, TOKEN_AUDIENCE
 
 TOKEN_ENV_VAR = "DYNAMIC_SESSIONS_TOKEN"  # noqa: S105 - the variable's name, not a secret
 # A pasted "Authorization" value: the word Bearer, then whitespace or nothing at all ("Bearer " alone).
@@ -30,7 +30,7 @@ _TOKEN_CHARACTER = r"[A-Za-z0-9._~+/=-]"  # noqa: S105 - a character class, not 
 # A token given up front never expires as far as the check knows; the pool says when it has.
 STATIC_TOKEN_EXPIRES_ON = 2**62
 # A command to show the user, not a secret.
-TOKEN_COMMAND = "az account get-access-token --resource https://dynamicsessions.io --query accessToken -o tsv"  # noqa: S105
+TOKEN_COMMAND = f"az account get-access-token --resource {TOKEN_AUDIENCE} --query accessToken -o tsv"
 SIGN_IN_HINT = (
     "Sign in with `az login` (or provide a managed identity / AZURE_CLIENT_ID, AZURE_TENANT_ID and "
     f"AZURE_CLIENT_SECRET), or set {TOKEN_ENV_VAR} to the output of `{TOKEN_COMMAND}`."

@@ -18,7 +18,7 @@ from azure.core.exceptions import (
 from azure.core.pipeline import PipelineResponse
 from azure.core.rest import HttpResponse
 
-from components.azure import SESSION_EXECUTOR_ROLE_NAME
+from components.azure import CONTAINER_TYPES, SESSION_EXECUTOR_ROLE_NAME
 from smoke.auth import TokenProvider, token_provider_from_env
 from smoke.client import SessionPoolClient
 from smoke.endpoint import PoolEndpoint
@@ -28,7 +28,6 @@ from smoke.protocol import (
     API_2024_02,
     API_2024_10,
     API_VERSIONS,
-    CONTAINER_TYPES,
     DEFAULT_TOKEN_SCOPE,
     HELLO_WORLD_CODE,
     HELLO_WORLD_STDOUT,
@@ -37,6 +36,7 @@ from smoke.protocol import (
     OPERATION_LOCATION_HEADER,
     PENDING_STATUSES,
     STATUS_SUCCEEDED,
+    TOKEN_AUDIENCE,
 )
 from smoke.settings import (
     DEFAULT_CONTAINER_TYPE,
@@ -342,7 +342,7 @@ class _VersionCheck:
         if outcome is Outcome.UNAUTHORIZED:
             reason += (
                 f"; check that the signed-in principal has the {SESSION_EXECUTOR_ROLE_NAME!r} role on the pool, "
-                "that the token is for https://dynamicsessions.io (and, for a local pool, is the one it printed), "
+                f"that the token is for {TOKEN_AUDIENCE} (and, for a local pool, is the one it printed), "
                 "or allow more time with --timeout"
             )
         return reason

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from components.azure import CONTAINER_TYPES
 from smoke import (
     AzureCredentialTokenProvider,
     ConfigurationError,
@@ -22,7 +23,7 @@ from smoke import (
 )
 from smoke.auth import REDACTED, normalize_raw_token, token_provider_from_env
 from smoke.outcome import worst_outcome
-from smoke.protocol import IDENTIFIER_PATTERN
+from smoke.protocol import HELLO_WORLD_CODE, IDENTIFIER_PATTERN
 from smoke.runner import _outcome_of_status
 from smoke.waiting import BACKOFF_CAP_SECONDS, BACKOFF_JITTER_FRACTION, WaitingRetryPolicy
 
@@ -325,6 +326,10 @@ def test_worst_outcome_order_and_exit_codes() -> None:
 )
 def test_status_classification(status: int, outcome: Outcome) -> None:
     assert _outcome_of_status(status) is outcome
+
+
+def test_one_hello_world_per_container_type_of_the_component() -> None:
+    assert set(HELLO_WORLD_CODE) == set(CONTAINER_TYPES)
 
 
 def test_every_public_name_resolves() -> None:

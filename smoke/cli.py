@@ -218,7 +218,7 @@ def main(
         container_type = _container_type(args, stack_container_type)
         identifier = validate_identifier(args.identifier) if args.identifier is not None else None
         provider = token_provider_from_env(args.scope, env, redactor)
-        # Imported only now: requests is most of the start-up time, and usage errors need none of it.
+        # Imported only now: azure-core and requests are most of the start-up time; usage errors need neither.
         from smoke.runner import run_smoke
 
         report = run_smoke(

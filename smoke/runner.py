@@ -78,7 +78,7 @@ _STATUS_HINTS: dict[int, str] = {
     HTTP_TOO_MANY_REQUESTS: "rate limited",
 }
 # A 401/403 that never ends is as often a wrong token or identity as a slow role assignment.
-WRONG_IDENTITY_NOTE = "a wrong token or identity is answered the same way"
+WRONG_IDENTITY_NOTE = "A wrong token or identity is answered the same way"
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _ERRNO_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
 # requests' errors that mean the request could not even be built (an unusable URL, header or proxy
@@ -246,9 +246,9 @@ def describe_answer(response: HttpResponse, redact: Callable[[str], str], retry_
     status = response.status_code
     hint = _STATUS_HINTS.get(status)
     if status in (HTTP_UNAUTHORIZED, HTTP_FORBIDDEN):
-        return f"HTTP {status} ({hint}) the pool said: {describe_body(response, redact)}; {WRONG_IDENTITY_NOTE}"
+        return f'HTTP {status} ({hint}): the pool says "{describe_body(response, redact)}". {WRONG_IDENTITY_NOTE}'
     if status == HTTP_NOT_FOUND:
-        return f"HTTP {status} ({hint}) the pool said: {describe_body(response, redact)}"
+        return f'HTTP {status} ({hint}): the pool says "{describe_body(response, redact)}"'
     if status == HTTP_TOO_MANY_REQUESTS:
         asked = f"; Retry-After {retry_after:.1f} s" if retry_after is not None else ""
         return f"HTTP {status} ({hint}{asked})"

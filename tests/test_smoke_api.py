@@ -501,8 +501,8 @@ def test_401_and_403_show_the_pools_error_on_every_waiting_line_and_in_the_verdi
     assert len(lines) >= 3
     for text in [*lines, result.error, report.summary()]:
         assert f"HTTP {status} (" in text
-        assert f"{code}: {message} Got Bearer {REDACTED}." in text, text
-        assert "a wrong token or identity is answered the same way" in text
+        assert f'the pool says "{code}: {message} Got Bearer {REDACTED}."' in text, text
+        assert "A wrong token or identity is answered the same way" in text
     assert TOKEN not in json.dumps(report.to_json()) + report.summary() + "".join(lines)
 
 

@@ -111,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scope", default=DEFAULT_TOKEN_SCOPE, help=f"token scope for Azure sign-in (default: {DEFAULT_TOKEN_SCOPE})"
     )
+    parser.add_argument(
+        "--files",
+        action="store_true",
+        help="also upload a small file, list, download and compare it, then delete it (files API 2024-10-02-preview)",
+    )
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object instead of a line")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
@@ -230,6 +235,7 @@ def main(
             timeout=args.timeout,
             request_timeout=args.request_timeout,
             progress=console.progress,
+            files=args.files,
         )
     except (_UsageError, ConfigurationError) as error:
         message = str(error)

@@ -36,6 +36,9 @@ from smoke.protocol import (
     DEFAULT_EXECUTION_TIMEOUT_SECONDS,
     DEFAULT_TOKEN_SCOPE,
     EXECUTIONS_PATH,
+    FILE_FORM_FIELD,
+    FILES_API_VERSION,
+    FILES_PATH,
 )
 
 USER_AGENT = (
@@ -116,7 +119,27 @@ class SessionPoolClient:
         url = self.endpoint.join(path, {"api-version": api_version, "identifier": identifier})
         return self.send("GET", url, **options)
 
-    def send(self, method: str, url: str, body: Any = None, **options: Any) -> HttpResponse:
+    def upload_file(self, name: str, content: bytes, identifier: str, **options: Any) -> HttpResponse:
+        """``POST {endpoint}/files``: one multipart part named ``file`` into the session's /mnt/data."""
+        files = {FILE_FORM_FIELD: (name, content, "application/octet-stream")}
+        return self.send("POST", self._files_url("", identifier), files=files, **options)
+
+    def list_files(self, identifier: str, **options: Any) -> HttpResponse:
+        """``GET {endpoint}/files``: the session's files, ``{"value": [{"name", "sizeInBytes", ...}]}``."""
+        return self.send("GET", self._files_url("", identifier), **options)
+
+    def get_file_content(self, name: str, identifier: str, **options: Any) -> HttpResponse:
+        """``GET {endpoint}/files/{name}/content``: the file's bytes."""
+        return self.send("GET", self._files_url(f"/{quote(name, safe='')}/content", identifier), **options)
+
+    def delete_file(self, name: str, identifier: str, **options: Any) -> HttpResponse:
+        """``DELETE {endpoint}/files/{name}`` (answered 204)."""
+        return self.send("DELETE", self._files_url(f"/{quote(name, safe='')}", identifier), **options)
+
+    def _files_url(self, suffix: str, identifier: str) -> str:
+        return self.endpoint.join(FILES_PATH + suffix, {"api-version": FILES_API_VERSION, "identifier": identifier})
+
+    def send(self, method: str, url: str, body: Any = None, *, files: Any = None, **options: Any) -> HttpResponse:
         """Send one request (``url`` absolute, on this endpoint) through the pipeline; the body is read in full."""
-        request = HttpRequest(method, url, json=body)
+        request = HttpRequest(method, url, json=body, files=files)
         return self._client.send_request(request, **self._options, **options)

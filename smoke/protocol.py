@@ -24,6 +24,12 @@ API_2025_10 = "2025-10-02-preview"
 # Path suffixes below the pool management endpoint, one per generation.
 CODE_EXECUTE_PATH = "/code/execute"
 EXECUTIONS_PATH = "/executions"
+# Files of a session (/mnt/data), from 2024-10-02-preview on: POST files (multipart, one part named
+# "file") -> 200 {name, sizeInBytes, ...}; GET files -> {value: [...]}; GET files/{name}/content -> the
+# bytes; DELETE files/{name} -> 204. 2024-02-02-preview documents no delete, so the round trip uses this one.
+FILES_PATH = "/files"
+FILES_API_VERSION = API_2024_10
+FILE_FORM_FIELD = "file"
 
 # Token audience of the data plane. Older clients used https://acasessions.io/.default.
 TOKEN_AUDIENCE = "https://dynamicsessions.io"  # noqa: S105 - an audience, not a secret

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -29,6 +30,7 @@ from smoke.protocol import (
     API_2024_10,
     API_VERSIONS,
     DEFAULT_TOKEN_SCOPE,
+    FILES_API_VERSION,
     HELLO_WORLD_CODE,
     HELLO_WORLD_STDOUT,
     LEGACY_STATUS_SUCCESS,
@@ -58,6 +60,9 @@ from smoke.waiting import (
     Watch,
 )
 
+# What a result checked: hello-world (one per API version), or the file round trip (--files).
+HELLO_WORLD_CHECK = "hello-world"
+FILES_CHECK = "files"
 # How often a Running/NotStarted execution is polled when the server sends no Retry-After.
 POLL_INTERVAL_SECONDS = 0.5
 # How much of a body, an output or a header a message quotes.
@@ -125,6 +130,12 @@ class SmokeResult(NamedTuple):
     latency_ms: int | None = None
     execution_time_ms: int | None = None
     error: str | None = None
+    check: str = HELLO_WORLD_CHECK
+
+    @property
+    def label(self) -> str:
+        """How the verdict line names this result: the API version, or the file round trip on it."""
+        return self.api_version if self.check == HELLO_WORLD_CHECK else f"{self.check} on {self.api_version}"
 
     @property
     def ok(self) -> bool:
@@ -134,6 +145,7 @@ class SmokeResult(NamedTuple):
     def to_json(self) -> dict[str, Any]:
         """The result as the ``--json`` output shows it."""
         data: dict[str, Any] = {
+            "check": self.check,
             "apiVersion": self.api_version,
             "ok": self.ok,
             "outcome": self.outcome.value,
@@ -176,12 +188,10 @@ class SmokeReport(NamedTuple):
     def summary(self) -> str:
         """One line: ``PASS hello-world ran on <endpoint> (...)`` or ``FAIL ...`` with the reasons."""
         if self.ok:
-            timings = ", ".join(f"{result.api_version}: {result.latency_ms} ms" for result in self.results)
+            timings = ", ".join(f"{result.label}: {result.latency_ms} ms" for result in self.results)
             return f"PASS hello-world ran on {self.endpoint} ({timings})"
         parts = [
-            f"{result.api_version}: passed in {result.latency_ms} ms"
-            if result.ok
-            else f"{result.api_version}: {result.error}"
+            f"{result.label}: passed in {result.latency_ms} ms" if result.ok else f"{result.label}: {result.error}"
             for result in self.results
         ]
         return (
@@ -283,8 +293,15 @@ class _VersionCheck:
     """Runs one API version's hello-world through the client, within the shared deadline."""
 
     def __init__(
-        self, api_version: str, client: SessionPoolClient, watch: Watch, retry: WaitingRetryPolicy, redact: Callable
+        self,
+        kind: str,
+        api_version: str,
+        client: SessionPoolClient,
+        watch: Watch,
+        retry: WaitingRetryPolicy,
+        redact: Callable[[str], str],
     ) -> None:
+        self.kind = kind
         self.api_version = api_version
         self.client = client
         self.watch = watch
@@ -295,7 +312,12 @@ class _VersionCheck:
     def stopped(self, outcome: Outcome, reason: str) -> SmokeResult:
         """The result of a check that ended without a verdict from the pool, with what it saw so far."""
         return SmokeResult(
-            self.api_version, outcome, http_status=self.watch.http_status, attempts=self.watch.attempts, error=reason
+            self.api_version,
+            outcome,
+            http_status=self.watch.http_status,
+            attempts=self.watch.attempts,
+            error=reason,
+            check=self.kind,
         )
 
     def request(self, send: Callable[..., HttpResponse]) -> HttpResponse:
@@ -512,6 +534,40 @@ def _check_executions(check: _VersionCheck, code: str, identifier: str) -> Smoke
     return _finished(check, response, status, stdout, stderr, result, reason)
 
 
+def _check_files(check: _VersionCheck, code: str, identifier: str) -> SmokeResult:
+    """Upload a small file, find it in the list, download and compare it, delete it (``--files``)."""
+    client = check.client
+    unique = uuid.uuid4().hex[:12]
+    name, content = f"smoke-{unique}.txt", f"smoke check file round trip {unique}\n".encode()
+    uploaded = check.json_body(
+        check.request(lambda **options: client.upload_file(name, content, identifier, **options))
+    )
+    reason: str | None = None
+    if uploaded.get("sizeInBytes", len(content)) != len(content):
+        reason = f"the upload answered sizeInBytes {uploaded.get('sizeInBytes')!r}, expected {len(content)}"
+    if reason is None:
+        listed = check.json_body(check.request(lambda **options: client.list_files(identifier, **options)))
+        entries = listed.get("value") if isinstance(listed.get("value"), list) else []
+        names = [entry.get("name") for entry in entries if isinstance(entry, dict)]
+        if name not in names:
+            reason = f"the uploaded file {name!r} is not in the list of files: {_excerpt(_shown(names))}"
+    if reason is None:
+        downloaded = check.request(lambda **options: client.get_file_content(name, identifier, **options)).read()
+        if downloaded != content:
+            reason = f"the downloaded file holds {_excerpt(repr(downloaded))}, expected {content!r}"
+    # Deleted whatever happened above, so no file of the check is left in the session.
+    response = check.request(lambda **options: client.delete_file(name, identifier, **options))
+    return SmokeResult(
+        api_version=check.api_version,
+        outcome=Outcome.FAILED if reason else Outcome.PASSED,
+        http_status=response.status_code,
+        attempts=check.watch.attempts,
+        latency_ms=check.latency_ms(),
+        error=reason,
+        check=FILES_CHECK,
+    )
+
+
 _CHECKS: dict[str, Callable[[_VersionCheck, str, str], SmokeResult]] = {
     API_2024_02: _check_legacy,
     API_2024_10: _check_executions,
@@ -537,6 +593,7 @@ def run_smoke(
     scope: str = DEFAULT_TOKEN_SCOPE,
     progress: ProgressCallback | None = None,
     clock: Clock | None = None,
+    files: bool = False,
 ) -> SmokeReport:
     """Run hello-world on the pool once per API version, in order, within one overall ``timeout``.
 
@@ -544,7 +601,8 @@ def run_smoke(
     endpoint, identifier, container type, API versions or credential are unusable. Everything that
     happens on the wire ends up in the returned report instead. ``token_provider`` defaults to
     DYNAMIC_SESSIONS_TOKEN, else DefaultAzureCredential for ``scope``. ``progress`` receives one line
-    per wait (default: discarded); ``clock`` lets tests control time.
+    per wait (default: discarded); ``clock`` lets tests control time. ``files`` adds the file round
+    trip (upload, list, download, compare, delete) in the same session, after hello-world.
     """
     deadline = Deadline(timeout, clock or SystemClock())
     pool = endpoint if isinstance(endpoint, PoolEndpoint) else PoolEndpoint.parse(endpoint)
@@ -569,27 +627,27 @@ def run_smoke(
     )
     attempts = AttemptPolicy(lambda: checks[-1].watch)
     results: list[SmokeResult] = []
+    steps = [(HELLO_WORLD_CHECK, version, _CHECKS[version]) for version in api_versions]
+    if files:
+        steps.append((FILES_CHECK, FILES_API_VERSION, _check_files))
     with SessionPoolClient(pool, provider, scope=scope, retry_policy=retry, per_attempt_policies=[attempts]) as client:
-        for api_version in api_versions:
-            check = _VersionCheck(
-                api_version, client, Watch(api_version, deadline, request_timeout), retry, provider.redact
-            )
+        for kind, api_version, run in steps:
+            label = api_version if kind == HELLO_WORLD_CHECK else f"{api_version} {kind}"
+            watch = Watch(label, deadline, request_timeout)
+            check = _VersionCheck(kind, api_version, client, watch, retry, provider.redact)
             checks.append(check)
             if results and deadline.remaining() <= MIN_ATTEMPT_SECONDS:
-                # An earlier version used up the time; this one says so rather than passing silently.
-                # (The first version is always tried: the timeout is at least MIN_ATTEMPT_SECONDS.)
-                earlier = ", ".join(done.api_version for done in results)
-                result = SmokeResult(
-                    api_version,
+                # An earlier check used up the time; this one says so rather than passing silently.
+                # (The first check is always tried: the timeout is at least MIN_ATTEMPT_SECONDS.)
+                earlier = ", ".join(done.label for done in results)
+                result = check.stopped(
                     Outcome.UNREACHABLE,
-                    error=(
-                        f"not tried: only {deadline.remaining():.1f} s of the {timeout:g} s deadline were left "
-                        f"after {earlier}, less than the {MIN_ATTEMPT_SECONDS:g} s one request needs"
-                    ),
+                    f"not tried: only {deadline.remaining():.1f} s of the {timeout:g} s deadline were left "
+                    f"after {earlier}, less than the {MIN_ATTEMPT_SECONDS:g} s one request needs",
                 )
             else:
                 try:
-                    result = _CHECKS[api_version](check, code, session_identifier)
+                    result = run(check, code, session_identifier)
                 except _Stopped as stop:
                     result = check.stopped(stop.outcome, stop.reason)
                 except ConfigurationError as error:

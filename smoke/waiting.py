@@ -33,7 +33,8 @@ MAX_RETRIES = 10_000
 # Statuses waited out on top of RetryPolicy's own (408, 429, 500, 502-504): 401/403 while a role
 # assignment propagates, 404 while a new pool starts, and every other 5xx.
 WAITED_OUT_STATUSES = frozenset({401, 403, 404, *range(500, 600)})
-RETRIED_METHODS = frozenset({"GET", "POST"})  # the execution POST has no side effect worth guarding
+# RetryPolicy retries no POST by default; the smoke check's POSTs (hello-world, a small upload) are safe to repeat.
+RETRIED_METHODS = frozenset({"GET", "POST", "DELETE"})
 # Connecting should take well under a second; waiting longer only hides an unreachable host.
 CONNECT_TIMEOUT_SECONDS = 10.0
 

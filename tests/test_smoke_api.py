@@ -31,9 +31,11 @@ from tests.support.scripted_pool import (
     Request,
     ScriptedPool,
     execution_body,
+    files_pool,
     hello_pool,
     legacy_success,
     load_recording,
+    multipart_files,
     running_body,
     sequence,
 )
@@ -421,7 +423,8 @@ def test_every_text_field_of_a_result_is_scrubbed() -> None:
     result = SmokeResult(API_2024_10, Outcome.FAILED, status=TOKEN, stdout=TOKEN, stderr=TOKEN, error=TOKEN)
     scrubbed = _scrubbed(result, StaticTokenProvider(TOKEN).redact)
     assert TOKEN not in repr(scrubbed)
-    assert all(value in (REDACTED, None) or not isinstance(value, str) for value in scrubbed[2:])
+    server_text = [value for name, value in scrubbed._asdict().items() if name not in ("api_version", "check")]
+    assert all(value in (REDACTED, None) or not isinstance(value, str) for value in server_text)
 
 
 def test_operation_location_echoing_the_token_is_never_shown_even_in_part() -> None:
@@ -530,3 +533,54 @@ def test_azure_tokens_are_cached_until_near_expiry(lifetime: float, sent: list[s
     assert [request.authorization for request in pool.requests] == [f"Bearer {token}" for token in sent]
     assert credential.issued == ["azure-token-1", *sorted(set(sent))]
     assert provider.redact(" ".join(credential.issued)) == " ".join([REDACTED] * len(credential.issued))
+
+
+# --- --files: upload, list, download, compare, delete ---------------------------------------------
+
+
+def test_file_round_trip_passes_and_leaves_nothing_behind() -> None:
+    store: dict[str, bytes] = {}
+    with ScriptedPool(files_pool(store), REGIONAL_BASE_PATH) as pool:
+        report, lines = smoke(pool, files=True, identifier="files-ident")
+    assert report.ok and report.exit_code == 0, report.summary()
+    files = report.results[-1]
+    assert (files.check, files.api_version, files.http_status, files.attempts) == ("files", API_2024_10, 204, 4)
+    assert "files on 2024-10-02-preview: " in report.summary()
+    upload, listing, download, delete = pool.requests[2:]
+    name = multipart_files(upload)["file"][0]
+    assert name.startswith("smoke-") and name.endswith(".txt")
+    assert [(request.method, request.path) for request in (upload, listing, download, delete)] == [
+        ("POST", REGIONAL_BASE_PATH + "/files"),
+        ("GET", REGIONAL_BASE_PATH + "/files"),
+        ("GET", f"{REGIONAL_BASE_PATH}/files/{name}/content"),
+        ("DELETE", f"{REGIONAL_BASE_PATH}/files/{name}"),
+    ]
+    for request in pool.requests[2:]:
+        assert request.query == {"api-version": API_2024_10, "identifier": "files-ident"}
+        assert request.authorization == f"Bearer {TOKEN}"
+    assert store == {} and lines == []
+
+
+def test_a_file_that_comes_back_different_fails_and_is_still_deleted() -> None:
+    store: dict[str, bytes] = {}
+    with ScriptedPool(files_pool(store, download=lambda data: data[:-1] + b"?")) as pool:
+        report, _ = smoke(pool, files=True)
+    files = report.results[-1]
+    assert files.outcome is Outcome.FAILED and report.exit_code == 1
+    assert "the downloaded file holds b'smoke check file round trip " in files.error
+    assert pool.requests[-1].method == "DELETE" and store == {}
+
+
+def test_files_forbidden_is_waited_out_and_quoted() -> None:
+    """Files are where users of real pools get 403s: the wait and the verdict say what the pool said."""
+    forbidden = Reply(403, {"error": {"code": "PermissionDenied", "message": "No file access for this principal."}})
+
+    def handler(request: Request) -> Reply:
+        return forbidden if "/files" in request.path else hello_pool()(request)
+
+    with ScriptedPool(handler) as pool:
+        report, lines = smoke(pool, files=True, timeout=30, clock=FakeClock())
+    assert [result.outcome for result in report.results] == [Outcome.PASSED, Outcome.PASSED, Outcome.UNAUTHORIZED]
+    assert report.exit_code == 3
+    assert 'the pool says "PermissionDenied: No file access for this principal."' in report.results[-1].error
+    assert lines and all(line.startswith("2024-10-02-preview files attempt ") for line in lines)

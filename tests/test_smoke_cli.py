@@ -21,6 +21,7 @@ from tests.support.scripted_pool import (
     Request,
     ScriptedPool,
     execution_body,
+    files_pool,
     for_window,
     free_port,
     hello_pool,
@@ -95,6 +96,21 @@ def test_json_output_schema() -> None:
         assert isinstance(result["executionTimeInMilliseconds"], int)
     assert [result["httpStatus"] for result in verdict["results"]] == [200, 202]
     assert [result["status"] for result in verdict["results"]] == ["Success", "Succeeded"]
+
+
+def test_files_flag_adds_the_file_round_trip() -> None:
+    store: dict[str, bytes] = {}
+    with ScriptedPool(files_pool(store)) as pool:
+        completed = run_cli("--endpoint", pool.endpoint, *ONLY_2024_10, "--files", "--json")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    results = json.loads(completed.stdout)["results"]
+    assert [(result["check"], result["apiVersion"], result["ok"]) for result in results] == [
+        ("hello-world", API_2024_10, True),
+        ("files", API_2024_10, True),
+    ]
+    assert [request.method for request in pool.requests] == ["POST", "POST", "GET", "GET", "DELETE"]
+    assert store == {}
+    assert_no_token(completed)
 
 
 def test_waits_out_401_and_403_then_passes() -> None:

@@ -78,7 +78,7 @@ class Deadline:
 
 
 class Watch:
-    """What one API version's check has seen so far; the policies below fill it in."""
+    """What one check (an API version's hello-world, or the file round trip) has seen; the policies fill it in."""
 
     def __init__(self, label: str, deadline: Deadline, request_timeout: float) -> None:
         self.label = label
@@ -90,11 +90,7 @@ class Watch:
         # When the first request that got a 2xx answer was sent: latency is measured from there,
         # so waits for propagation are not counted, but polls of a running execution are.
         self.got_through_at: float | None = None
-        self._started = 0.0
-
-    def attempt_timeout(self) -> float:
-        """The read timeout of the next attempt: cut to the time left, but never to nothing."""
-        return min(self.request_timeout, max(self.deadline.remaining(), MIN_ATTEMPT_SECONDS))
+        self.attempt_started_at = 0.0
 
 
 class AttemptPolicy(SansIOHTTPPolicy):
@@ -106,8 +102,9 @@ class AttemptPolicy(SansIOHTTPPolicy):
     def on_request(self, request: PipelineRequest) -> None:
         watch = self._watch()
         watch.attempts += 1
-        watch._started = watch.deadline.clock.monotonic()
-        watch.read_timeout = watch.attempt_timeout()
+        watch.attempt_started_at = watch.deadline.clock.monotonic()
+        # Cut to the time left, but never to nothing: the first request is always sent.
+        watch.read_timeout = min(watch.request_timeout, max(watch.deadline.remaining(), MIN_ATTEMPT_SECONDS))
         request.context.options["read_timeout"] = watch.read_timeout
         request.context.options["connection_timeout"] = min(CONNECT_TIMEOUT_SECONDS, watch.read_timeout)
 
@@ -115,7 +112,7 @@ class AttemptPolicy(SansIOHTTPPolicy):
         watch = self._watch()
         watch.http_status = response.http_response.status_code
         if 200 <= watch.http_status < 300 and watch.got_through_at is None:
-            watch.got_through_at = watch._started
+            watch.got_through_at = watch.attempt_started_at
 
 
 class StopWaiting(Exception):

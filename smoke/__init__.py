@@ -6,7 +6,7 @@ that is still starting, and ends with one verdict line (or one JSON object with 
 
     python -m smoke [--endpoint URL | --stack NAME] [--api-version 2024-02-02-preview|2024-10-02-preview|all]
                     [--container-type NodeLTS|PythonLTS|Shell] [--identifier ID] [--timeout SECONDS]
-                    [--request-timeout SECONDS] [--scope SCOPE] [--json]
+                    [--request-timeout SECONDS] [--scope SCOPE] [--files] [--json]
 
 Exit codes are defined once, in ``smoke.outcome.ExitCode`` (``python -m smoke --help`` prints them).
 

@@ -12,12 +12,13 @@ import os
 import re
 import threading
 from collections.abc import Mapping
-from typing import Any
-
-from azure.core.credentials import AccessToken
+from typing import TYPE_CHECKING, Any
 
 from smoke.errors import CredentialError
 from smoke.protocol import DEFAULT_TOKEN_SCOPE, TOKEN_AUDIENCE
+
+if TYPE_CHECKING:  # azure-core loads only when a token is handed out: usage errors answer without it
+    from azure.core.credentials import AccessToken
 
 TOKEN_ENV_VAR = "DYNAMIC_SESSIONS_TOKEN"  # noqa: S105 - the variable's name, not a secret
 # A pasted "Authorization" value: the word Bearer, then whitespace or nothing at all ("Bearer " alone).
@@ -115,6 +116,8 @@ class StaticTokenProvider(TokenProvider):
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         """Return the fixed token, whatever the scope."""
+        from azure.core.credentials import AccessToken
+
         return AccessToken(self._token, STATIC_TOKEN_EXPIRES_ON)
 
 
@@ -156,6 +159,8 @@ class AzureCredentialTokenProvider(TokenProvider):
                 f"No Azure credential could provide a token for scope {' '.join(scopes)}{detail}. {SIGN_IN_HINT}"
             ) from None
         self.redactor.add(access.token)
+        from azure.core.credentials import AccessToken
+
         return AccessToken(access.token, int(access.expires_on))
 
 

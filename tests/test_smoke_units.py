@@ -337,3 +337,15 @@ def test_every_public_name_resolves() -> None:
 
     for name in smoke.__all__:
         assert getattr(smoke, name) is not None, name
+
+
+def test_usage_errors_need_no_http_stack() -> None:
+    """``python -m smoke --help`` and usage errors answer before azure-core and requests are imported."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    loaded = "import sys, smoke.cli; print(sorted(m for m in ('azure.core', 'requests') if m in sys.modules))"
+    root = Path(__file__).resolve().parent.parent
+    completed = subprocess.run([sys.executable, "-c", loaded], cwd=root, capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"

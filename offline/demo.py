@@ -63,9 +63,9 @@ def show_tutorial_calls(endpoint: str, token: str, code: str) -> None:
             print(f"       code: {code}")
             reply = send(code, identifier, timeout=REQUEST_TIMEOUT_SECONDS)
             try:
-                body = json.dumps(json.loads(reply.text), indent=2)
+                body = json.dumps(json.loads(reply.text()), indent=2)
             except ValueError:
-                body = reply.text
+                body = reply.text()
             print(f"  HTTP {reply.status_code}")
             print("\n".join(f"  {line}" for line in body.splitlines()))
 

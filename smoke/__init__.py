@@ -6,20 +6,9 @@ that is still starting, and ends with one verdict line (or one JSON object with 
 
     python -m smoke [--endpoint URL | --stack NAME] [--api-version 2024-02-02-preview|2024-10-02-preview|all]
                     [--container-type NodeLTS|PythonLTS|Shell] [--identifier ID] [--timeout SECONDS]
-                    [--request-timeout SECONDS] [--scope SCOPE] [--json]
+                    [--request-timeout SECONDS] [--scope SCOPE] [--files] [--json]
 
-Exit codes:
-
-    0  hello-world ran and printed exactly "hello-world\\n" on every API version checked
-    1  the pool answered, but the execution failed (status not Success/Succeeded, a non-retryable
-       HTTP 4xx, a body that is not the API's JSON) or printed something else
-    2  usage or configuration error: no endpoint, bad URL (also: a URL requests cannot send), no
-       credential, bad --identifier, bad flag, --timeout under 0.5 s
-    3  still unauthorized (HTTP 401/403) when the deadline passed
-    4  unreachable or still failing at the deadline: network errors, timeouts, HTTP 5xx, 404, 429,
-       an execution still Running
-    130  interrupted (Ctrl-C / SIGINT) before a verdict; the verdict line (or JSON object) says so
-    With several API versions the worst outcome decides, in the order 2 > 3 > 4 > 1 > 0.
+Exit codes are defined once, in ``smoke.outcome.ExitCode`` (``python -m smoke --help`` prints them).
 
 Library use::
 
@@ -28,7 +17,7 @@ Library use::
     print(report.summary()); raise SystemExit(report.exit_code)
 
 The public names are loaded on first use (PEP 562), so that ``python -m smoke --help`` and usage
-errors answer without importing requests.
+errors answer without importing azure-core or requests.
 """
 
 from __future__ import annotations
@@ -45,9 +34,7 @@ _EXPORTS: dict[str, str] = {
     "StaticTokenProvider": "smoke.auth",
     "TokenProvider": "smoke.auth",
     "token_provider_from_env": "smoke.auth",
-    "HttpReply": "smoke.client",
     "SessionPoolClient": "smoke.client",
-    "TransportError": "smoke.client",
     "PoolEndpoint": "smoke.endpoint",
     "ConfigurationError": "smoke.errors",
     "CredentialError": "smoke.errors",
@@ -62,7 +49,6 @@ _EXPORTS: dict[str, str] = {
     "validate_identifier": "smoke.settings",
     "StackOutputs": "smoke.stack",
     "read_stack_outputs": "smoke.stack",
-    "Backoff": "smoke.waiting",
     "Clock": "smoke.waiting",
     "Deadline": "smoke.waiting",
     "SystemClock": "smoke.waiting",

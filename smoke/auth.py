@@ -1,17 +1,24 @@
-"""Bearer tokens for the data plane, and the redaction that keeps them out of every output."""
+"""Bearer tokens for the data plane, and the redaction that keeps them out of every output.
+
+The providers are azure-core token credentials (``get_token(*scopes) -> AccessToken``): azure-core's
+BearerTokenCredentialPolicy caches their tokens and asks again shortly before one expires.
+"""
 
 from __future__ import annotations
 
 import abc
+import logging
 import os
 import re
 import threading
-import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from smoke.errors import CredentialError
-from smoke.protocol import DEFAULT_TOKEN_SCOPE
+from smoke.protocol import DEFAULT_TOKEN_SCOPE, TOKEN_AUDIENCE
+
+if TYPE_CHECKING:  # azure-core loads only when a token is handed out: usage errors answer without it
+    from azure.core.credentials import AccessToken
 
 TOKEN_ENV_VAR = "DYNAMIC_SESSIONS_TOKEN"  # noqa: S105 - the variable's name, not a secret
 # A pasted "Authorization" value: the word Bearer, then whitespace or nothing at all ("Bearer " alone).
@@ -21,11 +28,10 @@ REDACTED = "[REDACTED]"
 # redacted only where they stand alone, so that a token like "x" does not mangle every word.
 MIN_SUBSTRING_SECRET_CHARS = 8
 _TOKEN_CHARACTER = r"[A-Za-z0-9._~+/=-]"  # noqa: S105 - a character class, not a secret
-# Ask for a new token this long before the cached one expires, so no request carries a token that
-# lapses in flight (a role-propagation wait can outlast a token's lifetime).
-TOKEN_REFRESH_MARGIN_SECONDS = 300.0
+# A token given up front never expires as far as the check knows; the pool says when it has.
+STATIC_TOKEN_EXPIRES_ON = 2**62
 # A command to show the user, not a secret.
-TOKEN_COMMAND = "az account get-access-token --resource https://dynamicsessions.io --query accessToken -o tsv"  # noqa: S105
+TOKEN_COMMAND = f"az account get-access-token --resource {TOKEN_AUDIENCE} --query accessToken -o tsv"
 SIGN_IN_HINT = (
     "Sign in with `az login` (or provide a managed identity / AZURE_CLIENT_ID, AZURE_TENANT_ID and "
     f"AZURE_CLIENT_SECRET), or set {TOKEN_ENV_VAR} to the output of `{TOKEN_COMMAND}`."
@@ -59,14 +65,14 @@ class Redactor:
 
 
 class TokenProvider(abc.ABC):
-    """Hands out the bearer token for each request and scrubs every token it handed out from text."""
+    """A token credential that remembers every token it hands out, so that ``redact`` can scrub it from text."""
 
     def __init__(self, redactor: Redactor | None = None) -> None:
         self.redactor = redactor or Redactor()
 
     @abc.abstractmethod
-    def get_token(self) -> str:
-        """Return a bearer token (without the ``Bearer`` prefix); raise CredentialError when there is none."""
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        """Return a bearer token for ``scopes``; raise CredentialError when there is none."""
 
     def redact(self, text: str) -> str:
         """Remove every token this provider has handed out from ``text``."""
@@ -96,82 +102,66 @@ class StaticTokenProvider(TokenProvider):
                 "or unset it to use your Azure sign-in (`az login`)."
             )
         self.redactor.add(self._token)
+        # Such values cannot go into an HTTP header; usually two values pasted together, or not a token.
         if not self._token.isprintable() or any(character.isspace() for character in self._token):
-            # Such a value cannot go into an HTTP header; usually two values pasted together.
             raise CredentialError(
                 f"{source} holds whitespace or control characters inside the token (value not shown). "
                 f"Set it to exactly the output of `{TOKEN_COMMAND}`."
             )
         if not self._token.isascii():
-            # Access tokens are base64url JWTs; anything else cannot travel in an HTTP header either.
             raise CredentialError(
                 f"{source} holds characters that are not ASCII, so it is not an access token (value not shown). "
                 f"Set it to exactly the output of `{TOKEN_COMMAND}`."
             )
 
-    def get_token(self) -> str:
-        """Return the fixed token."""
-        return self._token
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        """Return the fixed token, whatever the scope."""
+        from azure.core.credentials import AccessToken
+
+        return AccessToken(self._token, STATIC_TOKEN_EXPIRES_ON)
 
 
 class AzureCredentialTokenProvider(TokenProvider):
-    """Tokens from azure-identity's DefaultAzureCredential, cached until shortly before they expire."""
+    """Tokens from azure-identity's DefaultAzureCredential (or ``credential``), errors as one sentence."""
 
     def __init__(
-        self,
-        scope: str = DEFAULT_TOKEN_SCOPE,
-        redactor: Redactor | None = None,
-        *,
-        credential: Any | None = None,
-        wall_clock: Callable[[], float] = time.time,
+        self, scope: str = DEFAULT_TOKEN_SCOPE, redactor: Redactor | None = None, *, credential: Any | None = None
     ) -> None:
         super().__init__(redactor)
         self.scope = scope
         self._credential = credential
-        self._wall_clock = wall_clock
-        self._token: str | None = None
-        self._expires_on = 0.0
         self._lock = threading.Lock()
 
     def _default_credential(self) -> Any:
         # Imported here: azure-identity takes a noticeable time to import and is not needed when
         # DYNAMIC_SESSIONS_TOKEN is set.
-        import logging
+        from azure.identity import DefaultAzureCredential
 
-        try:
-            from azure.identity import DefaultAzureCredential
-        except ImportError:
-            raise CredentialError(
-                "azure-identity is not installed, so no Azure sign-in can be used. Install it "
-                f"(pip install azure-identity) or set {TOKEN_ENV_VAR} to the output of `{TOKEN_COMMAND}`."
-            ) from None
         # Without a handler, azure-identity's warnings about each failed credential reach stderr as a
         # long multi-line dump; the single CredentialError below says what to do instead.
         logging.getLogger("azure").addHandler(logging.NullHandler())
         return DefaultAzureCredential()
 
-    def get_token(self) -> str:
-        """Return the cached token, or fetch a new one when it is missing or close to expiry."""
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        """A token for ``scopes`` (default: this provider's scope) from the Azure sign-in."""
+        scopes = scopes or (self.scope,)
         with self._lock:
-            now = self._wall_clock()
-            if self._token is not None and self._expires_on - now > TOKEN_REFRESH_MARGIN_SECONDS:
-                return self._token
             if self._credential is None:
                 self._credential = self._default_credential()
-            try:
-                access = self._credential.get_token(self.scope)
-            except Exception as error:
-                # The chained credential's message lists every source it tried over many lines;
-                # the first line names the problem, the hint says how to fix it.
-                first_line = self.redact(str(error)).strip().splitlines()[0:1]
-                detail = f" ({first_line[0].rstrip('.')})" if first_line else ""
-                raise CredentialError(
-                    f"No Azure credential could provide a token for scope {self.scope}{detail}. {SIGN_IN_HINT}"
-                ) from None
-            self.redactor.add(access.token)
-            self._token = access.token
-            self._expires_on = float(access.expires_on)
-            return self._token
+        try:
+            access = self._credential.get_token(*scopes)
+        except Exception as error:
+            # The chained credential's message lists every source it tried over many lines;
+            # the first line names the problem, the hint says how to fix it.
+            first_line = self.redact(str(error)).strip().splitlines()[0:1]
+            detail = f" ({first_line[0].rstrip('.')})" if first_line else ""
+            raise CredentialError(
+                f"No Azure credential could provide a token for scope {' '.join(scopes)}{detail}. {SIGN_IN_HINT}"
+            ) from None
+        self.redactor.add(access.token)
+        from azure.core.credentials import AccessToken
+
+        return AccessToken(access.token, int(access.expires_on))
 
 
 def token_provider_from_env(

@@ -10,12 +10,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn, TextIO
 
+from components.azure import CONTAINER_TYPES
 from smoke._version import __version__
 from smoke.auth import TOKEN_ENV_VAR, Redactor, normalize_raw_token, token_provider_from_env
 from smoke.endpoint import PoolEndpoint
 from smoke.errors import ConfigurationError
-from smoke.outcome import ExitCode
-from smoke.protocol import API_VERSIONS, CONTAINER_TYPES, DEFAULT_TOKEN_SCOPE
+from smoke.outcome import EXIT_CODE_MEANINGS, WORST_FIRST, ExitCode
+from smoke.protocol import API_VERSIONS, DEFAULT_TOKEN_SCOPE
 from smoke.settings import (
     DEFAULT_CONTAINER_TYPE,
     DEFAULT_REQUEST_TIMEOUT_SECONDS,
@@ -30,19 +31,13 @@ ALL_API_VERSIONS = "all"
 PROGRESS_PREFIX = "smoke: "
 INTERRUPTED_MESSAGE = "interrupted (Ctrl-C) before a verdict"
 
-EPILOG = f"""\
-endpoint: --endpoint, else --stack (pulumi stack output), else ${ENDPOINT_ENV_VAR}.
-token: ${TOKEN_ENV_VAR} when set, else DefaultAzureCredential (az login, managed identity, ...).
-
-exit codes:
-  0  hello-world ran and printed hello-world on every API version checked
-  1  the pool answered, but the execution failed or printed something else
-  2  usage or configuration error (no endpoint, bad URL, no credential, bad --identifier, bad flag)
-  3  still unauthorized (HTTP 401/403) when the deadline passed
-  4  unreachable or still failing (network, timeouts, 5xx, 404, 429, still running) at the deadline
-  130  interrupted (Ctrl-C) before a verdict
-  with several API versions the worst decides, in the order 2 > 3 > 4 > 1 > 0.
-"""
+EPILOG = (
+    f"endpoint: --endpoint, else --stack (pulumi stack output), else ${ENDPOINT_ENV_VAR}.\n"
+    f"token: ${TOKEN_ENV_VAR} when set, else DefaultAzureCredential (az login, managed identity, ...).\n\n"
+    "exit codes:\n"
+    + "".join(f"  {int(code)}  {meaning}\n" for code, meaning in EXIT_CODE_MEANINGS.items())
+    + f"  with several API versions the worst decides, in the order {WORST_FIRST}.\n"
+)
 
 
 class _UsageError(Exception):
@@ -115,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--scope", default=DEFAULT_TOKEN_SCOPE, help=f"token scope for Azure sign-in (default: {DEFAULT_TOKEN_SCOPE})"
+    )
+    parser.add_argument(
+        "--files",
+        action="store_true",
+        help="also upload a small file, list, download and compare it, then delete it (files API 2024-10-02-preview)",
     )
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object instead of a line")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -223,7 +223,7 @@ def main(
         container_type = _container_type(args, stack_container_type)
         identifier = validate_identifier(args.identifier) if args.identifier is not None else None
         provider = token_provider_from_env(args.scope, env, redactor)
-        # Imported only now: requests is most of the start-up time, and usage errors need none of it.
+        # Imported only now: azure-core and requests are most of the start-up time; usage errors need neither.
         from smoke.runner import run_smoke
 
         report = run_smoke(
@@ -235,6 +235,7 @@ def main(
             timeout=args.timeout,
             request_timeout=args.request_timeout,
             progress=console.progress,
+            files=args.files,
         )
     except (_UsageError, ConfigurationError) as error:
         message = str(error)

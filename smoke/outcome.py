@@ -1,4 +1,8 @@
-"""Exit codes of the smoke check and the outcome each API-version check can end in."""
+"""Exit codes of the smoke check and the outcome each API-version check can end in.
+
+This is the one definition of the exit codes: ``python -m smoke --help`` prints EXIT_CODE_MEANINGS,
+and the documentation (docs/smoke.md) points here.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,36 @@ from collections.abc import Iterable
 
 
 class ExitCode(enum.IntEnum):
-    """Process exit codes of ``python -m smoke``."""
+    """Process exit codes of ``python -m smoke`` (meanings in EXIT_CODE_MEANINGS)."""
 
     PASSED = 0
-    # The pool answered, but the execution failed or printed something other than hello-world.
     EXECUTION_FAILED = 1
-    # Usage or configuration error: no endpoint, bad URL, no credential, bad identifier, bad flag.
     USAGE = 2
-    # Still 401/403 when the deadline passed: the role assignment has not reached the data plane.
     UNAUTHORIZED = 3
-    # No usable answer by the deadline: network errors, timeouts, 5xx, 404, 429, an execution still running.
     UNREACHABLE = 4
-    # Interrupted (Ctrl-C / SIGINT) before a verdict: the shell convention 128 + SIGINT.
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # the shell convention 128 + SIGINT
+
+
+EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
+    ExitCode.PASSED: "hello-world ran and printed exactly hello-world on every API version checked",
+    ExitCode.EXECUTION_FAILED: (
+        "the pool answered, but the execution failed (status not Success/Succeeded, another HTTP 4xx, "
+        "a body that is not the API's JSON) or printed something else"
+    ),
+    ExitCode.USAGE: (
+        "usage or configuration error: no endpoint, bad URL or proxy setting, no credential, bad --identifier, "
+        "bad flag, --timeout under 0.5 s"
+    ),
+    ExitCode.UNAUTHORIZED: (
+        "still HTTP 401/403 when the deadline passed: the role assignment has not reached the data plane yet, "
+        "or the token or identity is wrong (the verdict quotes the pool's error)"
+    ),
+    ExitCode.UNREACHABLE: (
+        "no usable answer by the deadline: network errors, timeouts, HTTP 5xx, 404, 408, 429, an execution "
+        "still running"
+    ),
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C) before a verdict; the verdict line (or JSON object) says so",
+}
 
 
 class Outcome(enum.Enum):
@@ -66,3 +87,7 @@ _SEVERITY_ORDER: tuple[Outcome, ...] = (
 def worst_outcome(outcomes: Iterable[Outcome]) -> Outcome:
     """Return the most severe outcome; an empty collection counts as unreachable (nothing was checked)."""
     return max(outcomes, key=lambda outcome: outcome.severity, default=Outcome.UNREACHABLE)
+
+
+# With several API versions the worst outcome decides; the order in exit codes, for --help.
+WORST_FIRST = " > ".join(str(int(outcome.exit_code)) for outcome in reversed(_SEVERITY_ORDER))

@@ -3,27 +3,37 @@
 Sources: the Azure REST API specs for Microsoft.App.DynamicSessions (2024-10-02-preview,
 2025-10-02-preview), the Microsoft Learn Node.js sessions tutorials (2024-02-02-preview), and
 the Azure Container Apps documentation on limits. See FACTS.md in the project's shared notes.
-This module is pure data: no I/O, no third-party imports.
+This module is pure data: no I/O, no third-party imports. Facts of the pool's resource (container
+types) come from components/azure.py, their one definition.
 """
 
 from __future__ import annotations
 
 import re
 
+from components.azure import CONTAINER_TYPES as CONTAINER_TYPES  # re-exported; defined once, for the component
+
 # The first API generation: POST {endpoint}/code/execute with a {"properties": {...}} body.
 API_2024_02 = "2024-02-02-preview"
 # The second generation: POST {endpoint}/executions, answered 202 (200 from 2025-10-02-preview).
 API_2024_10 = "2024-10-02-preview"
-API_VERSIONS: tuple[str, ...] = (API_2024_02, API_2024_10)
+API_VERSIONS: tuple[str, ...] = (API_2024_02, API_2024_10)  # the ones the smoke check runs, in order
 # A later /executions version: answered 200 instead of 202; the local pool speaks it too.
 API_2025_10 = "2025-10-02-preview"
 
 # Path suffixes below the pool management endpoint, one per generation.
 CODE_EXECUTE_PATH = "/code/execute"
 EXECUTIONS_PATH = "/executions"
+# Files of a session (/mnt/data), from 2024-10-02-preview on: POST files (multipart, one part named
+# "file") -> 200 {name, sizeInBytes, ...}; GET files -> {value: [...]}; GET files/{name}/content -> the
+# bytes; DELETE files/{name} -> 204. 2024-02-02-preview documents no delete, so the round trip uses this one.
+FILES_PATH = "/files"
+FILES_API_VERSION = API_2024_10
+FILE_FORM_FIELD = "file"
 
 # Token audience of the data plane. Older clients used https://acasessions.io/.default.
-DEFAULT_TOKEN_SCOPE = "https://dynamicsessions.io/.default"  # noqa: S105 - an audience, not a secret
+TOKEN_AUDIENCE = "https://dynamicsessions.io"  # noqa: S105 - an audience, not a secret
+DEFAULT_TOKEN_SCOPE = f"{TOKEN_AUDIENCE}/.default"
 
 # Session identifier: 4-128 characters; letters, digits and | - & ^ % $ # ( ) { } [ ] ; < >
 IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z0-9|\-&^%$#(){}\[\];<>]{4,128}$")
@@ -44,8 +54,7 @@ MAX_EXECUTION_SECONDS = 220
 DEFAULT_EXECUTION_TIMEOUT_SECONDS = 60
 OUTPUT_STREAM_MAX_CHARS = 4096
 
-# Built-in container types and the hello-world program for each.
-CONTAINER_TYPES: tuple[str, ...] = ("NodeLTS", "PythonLTS", "Shell")
+# The hello-world program for each built-in container type.
 HELLO_WORLD_CODE: dict[str, str] = {
     "NodeLTS": 'console.log("hello-world")',
     "PythonLTS": 'print("hello-world")',

@@ -1,4 +1,4 @@
-"""Defaults and input rules of the smoke check: light to import, so the CLI can validate before loading requests."""
+"""Defaults and input rules of the smoke check: light to import, so the CLI can validate before loading azure-core."""
 
 from __future__ import annotations
 

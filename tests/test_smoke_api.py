@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 
 import pytest
+from azure.core.credentials import AccessToken
 
 from smoke import (
     ConfigurationError,
@@ -15,7 +17,6 @@ from smoke import (
     PoolEndpoint,
     SmokeResult,
     StaticTokenProvider,
-    TokenProvider,
     run_smoke,
 )
 from smoke.auth import MIN_SUBSTRING_SECRET_CHARS, REDACTED, AzureCredentialTokenProvider
@@ -30,9 +31,11 @@ from tests.support.scripted_pool import (
     Request,
     ScriptedPool,
     execution_body,
+    files_pool,
     hello_pool,
     legacy_success,
     load_recording,
+    multipart_files,
     running_body,
     sequence,
 )
@@ -420,7 +423,8 @@ def test_every_text_field_of_a_result_is_scrubbed() -> None:
     result = SmokeResult(API_2024_10, Outcome.FAILED, status=TOKEN, stdout=TOKEN, stderr=TOKEN, error=TOKEN)
     scrubbed = _scrubbed(result, StaticTokenProvider(TOKEN).redact)
     assert TOKEN not in repr(scrubbed)
-    assert all(value in (REDACTED, None) or not isinstance(value, str) for value in scrubbed[2:])
+    server_text = [value for name, value in scrubbed._asdict().items() if name not in ("api_version", "check")]
+    assert all(value in (REDACTED, None) or not isinstance(value, str) for value in server_text)
 
 
 def test_operation_location_echoing_the_token_is_never_shown_even_in_part() -> None:
@@ -453,10 +457,10 @@ def test_first_version_is_tried_even_when_getting_the_token_used_up_the_deadline
     class SlowToken(StaticTokenProvider):
         """A credential whose first token takes the whole deadline to arrive."""
 
-        def get_token(self) -> str:
+        def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
             if clock.now == 0:
                 clock.sleep(1.0)
-            return super().get_token()
+            return super().get_token(*scopes)
 
     with ScriptedPool(sequence(Reply(403))) as pool:
         report = run_smoke(pool.endpoint, token_provider=SlowToken(TOKEN), timeout=1.0, clock=clock)
@@ -476,12 +480,107 @@ def test_an_endpoint_requests_cannot_use_is_a_configuration_error_at_once() -> N
     assert "could not be sent (InvalidURL" in report.results[0].error
 
 
-def test_a_token_that_cannot_go_into_a_header_is_a_configuration_error() -> None:
-    class OddToken(TokenProvider):
-        def get_token(self) -> str:
-            return "tok€n-from-a-custom-provider"
+# --- a wrong token looks like propagation: the pool's own words are shown ------------------------
 
+
+@pytest.mark.parametrize(
+    ("status", "code", "message"),
+    [
+        (401, "InvalidAuthenticationToken", "The bearer token is not the one this pool was started with."),
+        (403, "PermissionDenied", "Principal lacks Microsoft.App/sessionPools/interpreters/execute/action."),
+    ],
+)
+def test_401_and_403_show_the_pools_error_on_every_waiting_line_and_in_the_verdict(
+    status: int, code: str, message: str
+) -> None:
+    def handler(request: Request) -> Reply:
+        # The message also echoes the token it was sent: it must be scrubbed wherever the message shows.
+        return Reply(status, {"error": {"code": code, "message": f"{message} Got {request.authorization}."}})
+
+    with ScriptedPool(handler) as pool:
+        report, lines = smoke(pool, api_versions=[API_2024_10], timeout=10, clock=FakeClock())
+    result = report.results[0]
+    assert result.outcome is Outcome.UNAUTHORIZED and report.exit_code == 3
+    assert len(lines) >= 3
+    for text in [*lines, result.error, report.summary()]:
+        assert f"HTTP {status} (" in text
+        assert f'the pool says "{code}: {message} Got Bearer {REDACTED}."' in text, text
+        assert "A wrong token or identity is answered the same way" in text
+    assert TOKEN not in json.dumps(report.to_json()) + report.summary() + "".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "sent"), [(3600, ["azure-token-2", "azure-token-2"]), (60, ["azure-token-2", "azure-token-3"])]
+)
+def test_azure_tokens_are_cached_until_near_expiry(lifetime: float, sent: list[str]) -> None:
+    """The pipeline's bearer policy asks again only when the token expires within five minutes."""
+
+    class Credential:
+        def __init__(self) -> None:
+            self.issued: list[str] = []
+
+        def get_token(self, *scopes: str) -> AccessToken:
+            assert scopes == ("https://dynamicsessions.io/.default",)
+            self.issued.append(f"azure-token-{len(self.issued) + 1}")
+            return AccessToken(self.issued[-1], int(time.time() + lifetime))
+
+    credential = Credential()
     with ScriptedPool(hello_pool()) as pool:
-        report = run_smoke(pool.endpoint, token_provider=OddToken(), timeout=30)
-    assert report.exit_code == 2 and pool.requests == []
-    assert "could not be sent (UnicodeEncodeError" in report.results[0].error
+        provider = AzureCredentialTokenProvider(credential=credential)
+        report = run_smoke(pool.endpoint, token_provider=provider, timeout=5)
+    assert report.ok, report.summary()
+    # azure-token-1 is the check's own before any request; then the policy's: cached, or one per request.
+    assert [request.authorization for request in pool.requests] == [f"Bearer {token}" for token in sent]
+    assert credential.issued == ["azure-token-1", *sorted(set(sent))]
+    assert provider.redact(" ".join(credential.issued)) == " ".join([REDACTED] * len(credential.issued))
+
+
+# --- --files: upload, list, download, compare, delete ---------------------------------------------
+
+
+def test_file_round_trip_passes_and_leaves_nothing_behind() -> None:
+    store: dict[str, bytes] = {}
+    with ScriptedPool(files_pool(store), REGIONAL_BASE_PATH) as pool:
+        report, lines = smoke(pool, files=True, identifier="files-ident")
+    assert report.ok and report.exit_code == 0, report.summary()
+    files = report.results[-1]
+    assert (files.check, files.api_version, files.http_status, files.attempts) == ("files", API_2024_10, 204, 4)
+    assert "files on 2024-10-02-preview: " in report.summary()
+    upload, listing, download, delete = pool.requests[2:]
+    name = multipart_files(upload)["file"][0]
+    assert name.startswith("smoke-") and name.endswith(".txt")
+    assert [(request.method, request.path) for request in (upload, listing, download, delete)] == [
+        ("POST", REGIONAL_BASE_PATH + "/files"),
+        ("GET", REGIONAL_BASE_PATH + "/files"),
+        ("GET", f"{REGIONAL_BASE_PATH}/files/{name}/content"),
+        ("DELETE", f"{REGIONAL_BASE_PATH}/files/{name}"),
+    ]
+    for request in pool.requests[2:]:
+        assert request.query == {"api-version": API_2024_10, "identifier": "files-ident"}
+        assert request.authorization == f"Bearer {TOKEN}"
+    assert store == {} and lines == []
+
+
+def test_a_file_that_comes_back_different_fails_and_is_still_deleted() -> None:
+    store: dict[str, bytes] = {}
+    with ScriptedPool(files_pool(store, download=lambda data: data[:-1] + b"?")) as pool:
+        report, _ = smoke(pool, files=True)
+    files = report.results[-1]
+    assert files.outcome is Outcome.FAILED and report.exit_code == 1
+    assert "the downloaded file holds b'smoke check file round trip " in files.error
+    assert pool.requests[-1].method == "DELETE" and store == {}
+
+
+def test_files_forbidden_is_waited_out_and_quoted() -> None:
+    """Files are where users of real pools get 403s: the wait and the verdict say what the pool said."""
+    forbidden = Reply(403, {"error": {"code": "PermissionDenied", "message": "No file access for this principal."}})
+
+    def handler(request: Request) -> Reply:
+        return forbidden if "/files" in request.path else hello_pool()(request)
+
+    with ScriptedPool(handler) as pool:
+        report, lines = smoke(pool, files=True, timeout=30, clock=FakeClock())
+    assert [result.outcome for result in report.results] == [Outcome.PASSED, Outcome.PASSED, Outcome.UNAUTHORIZED]
+    assert report.exit_code == 3
+    assert 'the pool says "PermissionDenied: No file access for this principal."' in report.results[-1].error
+    assert lines and all(line.startswith("2024-10-02-preview files attempt ") for line in lines)

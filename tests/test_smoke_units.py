@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import itertools
 import random
-from email.utils import formatdate
 from types import SimpleNamespace
 
 import pytest
-from requests.structures import CaseInsensitiveDict
 
+from components.azure import CONTAINER_TYPES
 from smoke import (
     AzureCredentialTokenProvider,
-    Backoff,
     ConfigurationError,
     CredentialError,
-    HttpReply,
     Outcome,
     PoolEndpoint,
     Redactor,
@@ -26,9 +23,9 @@ from smoke import (
 )
 from smoke.auth import REDACTED, normalize_raw_token, token_provider_from_env
 from smoke.outcome import worst_outcome
-from smoke.protocol import IDENTIFIER_PATTERN
-from smoke.runner import classify_reply
-from smoke.waiting import BACKOFF_CAP_SECONDS, MAX_RETRY_AFTER_SECONDS, parse_retry_after
+from smoke.protocol import HELLO_WORLD_CODE, IDENTIFIER_PATTERN
+from smoke.runner import _outcome_of_status
+from smoke.waiting import BACKOFF_CAP_SECONDS, BACKOFF_JITTER_FRACTION, WaitingRetryPolicy
 
 REGIONAL = "https://westus2.dynamicsessions.io/subscriptions/sub/resourceGroups/rg/sessionPools/pool"
 APP_HOST = "https://pool.happyhill-70162bb9.westus2.azurecontainerapps.io"
@@ -194,9 +191,23 @@ def test_stdout_check_is_strict_but_tolerates_crlf(stdout: str | None, ok: bool)
 # --- waiting ----------------------------------------------------------------------------------------
 
 
+def _backoff_schedule(jitter_seed: int | None, steps: int = 30) -> list[float]:
+    """The delays WaitingRetryPolicy asks RetryPolicy for after 1, 2, ... failed attempts."""
+    policy = WaitingRetryPolicy(watch=lambda: None, describe=lambda *_: "", progress=lambda _: None)
+    if jitter_seed is None:
+        policy.rng = SimpleNamespace(uniform=lambda low, high: 0.0)
+    else:
+        policy.rng = random.Random(jitter_seed)
+    settings = policy.configure_retries({})
+    delays = []
+    for _ in range(steps):
+        settings["history"].append(None)
+        delays.append(policy.get_backoff_time(settings))
+    return delays
+
+
 def test_backoff_starts_near_one_second_grows_and_caps() -> None:
-    backoff = Backoff(jitter=0.0)
-    delays = [backoff.next_delay() for _ in range(30)]
+    delays = _backoff_schedule(jitter_seed=None)
     assert delays[0] == pytest.approx(1.0)
     assert delays[1] == pytest.approx(1.25)
     assert all(later >= earlier for earlier, later in itertools.pairwise(delays))
@@ -204,41 +215,14 @@ def test_backoff_starts_near_one_second_grows_and_caps() -> None:
 
 
 def test_backoff_jitter_stays_within_its_band_and_under_the_cap() -> None:
-    backoff = Backoff(rng=random.Random(7))
-    nominal = Backoff(jitter=0.0)
-    for _ in range(40):
-        delay, expected = backoff.next_delay(), nominal.next_delay()
-        assert 0.9 * expected - 1e-9 <= delay <= min(BACKOFF_CAP_SECONDS, 1.1 * expected) + 1e-9
+    for delay, expected in zip(_backoff_schedule(jitter_seed=7), _backoff_schedule(jitter_seed=None), strict=True):
+        low, high = 1 - BACKOFF_JITTER_FRACTION, 1 + BACKOFF_JITTER_FRACTION
+        assert low * expected - 1e-9 <= delay <= min(BACKOFF_CAP_SECONDS, high * expected) + 1e-9
 
 
-def test_retry_after_seconds_and_http_dates() -> None:
-    now = 1_700_000_000.0
-    assert parse_retry_after("2", now) == 2.0
-    assert parse_retry_after(" 0 ", now) == 0.0
-    assert parse_retry_after("-5", now) == 0.0
-    assert parse_retry_after(formatdate(now + 30, usegmt=True), now) == pytest.approx(30.0)
-    assert parse_retry_after(formatdate(now - 30, usegmt=True), now) == 0.0
-    assert parse_retry_after("soon", now) is None
-    assert parse_retry_after(None, now) is None
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("1e400", None),
-        ("-1e400", None),
-        ("inf", None),
-        ("nan", None),
-        ("-5", 0.0),
-        ("1e300", MAX_RETRY_AFTER_SECONDS),
-        ("Fri, 31 Dec 9999 23:59:59 GMT", MAX_RETRY_AFTER_SECONDS),
-        ("Mon, 01 Jan 2000 99999999999999999999:00:00 GMT", None),
-        ("Fri, 31 Dec 99999 23:59:59 GMT", None),
-        ("Fri, 31 Dec 2023 23:59:59", None),  # no zone
-    ],
-)
-def test_hostile_retry_after_values_are_finite_or_ignored(value: str, expected: float | None) -> None:
-    assert parse_retry_after(value, 1_700_000_000.0) == expected
+def test_the_execution_post_is_retried_like_a_get() -> None:
+    policy = WaitingRetryPolicy(watch=lambda: None, describe=lambda *_: "", progress=lambda _: None)
+    assert {"GET", "POST"} <= policy.configure_retries({})["methods"]
 
 
 # --- tokens -----------------------------------------------------------------------------------------
@@ -281,7 +265,7 @@ def test_token_with_inner_whitespace_is_refused_without_echoing_it() -> None:
 def test_env_token_wins_and_is_redacted() -> None:
     provider = token_provider_from_env(env={"DYNAMIC_SESSIONS_TOKEN": "Bearer s3cr3t-token\n"})
     assert isinstance(provider, StaticTokenProvider)
-    assert provider.get_token() == "s3cr3t-token"
+    assert provider.get_token().token == "s3cr3t-token"
     assert provider.redact("echo: s3cr3t-token!") == f"echo: {REDACTED}!"
     assert "s3cr3t" not in provider.redact("echo: Bearer s3cr3t-token\n")
 
@@ -299,42 +283,12 @@ def test_redactor_scrubs_every_secret_it_knows() -> None:
     assert redactor("a tok-1-longer b tok-1 c") == f"a {REDACTED} b {REDACTED} c"
 
 
-class _FakeCredential:
-    """Stands in for DefaultAzureCredential: hands out numbered tokens expiring ``lifetime`` s after issue."""
-
-    def __init__(self, clock: list[float], lifetime: float, error: Exception | None = None) -> None:
-        self.clock = clock
-        self.lifetime = lifetime
-        self.error = error
-        self.scopes: list[str] = []
-
-    def get_token(self, scope: str) -> SimpleNamespace:
-        self.scopes.append(scope)
-        if self.error is not None:
-            raise self.error
-        return SimpleNamespace(token=f"azure-token-{len(self.scopes)}", expires_on=self.clock[0] + self.lifetime)
-
-
-def test_azure_token_is_cached_until_near_expiry_then_refreshed() -> None:
-    now = [1_000.0]
-    credential = _FakeCredential(now, lifetime=3600)
-    provider = AzureCredentialTokenProvider(
-        "https://acasessions.io/.default", credential=credential, wall_clock=lambda: now[0]
-    )
-    assert provider.get_token() == "azure-token-1"
-    now[0] += 3000  # 600 s left: still cached
-    assert provider.get_token() == "azure-token-1"
-    now[0] += 400  # 200 s left: inside the refresh margin
-    assert provider.get_token() == "azure-token-2"
-    assert credential.scopes == ["https://acasessions.io/.default"] * 2
-    assert provider.redact("azure-token-1 azure-token-2") == f"{REDACTED} {REDACTED}"
-
-
 def test_missing_azure_credential_says_how_to_sign_in() -> None:
-    credential = _FakeCredential(
-        [0.0], 0, error=RuntimeError("DefaultAzureCredential failed.\nEnvironmentCredential: ...")
-    )
-    provider = AzureCredentialTokenProvider(credential=credential)
+    class FailingCredential:
+        def get_token(self, *scopes: str) -> None:
+            raise RuntimeError("DefaultAzureCredential failed.\nEnvironmentCredential: ...")
+
+    provider = AzureCredentialTokenProvider(credential=FailingCredential())
     with pytest.raises(CredentialError) as caught:
         provider.get_token()
     message = str(caught.value)
@@ -356,38 +310,26 @@ def test_worst_outcome_order_and_exit_codes() -> None:
     assert [outcome.exit_code for outcome in Outcome] == [0, 1, 4, 3, 2]
 
 
-def _reply(status: int, text: str = "", **headers: str) -> HttpReply:
-    return HttpReply(status, CaseInsensitiveDict(headers), text, "http://127.0.0.1/x")
-
-
 @pytest.mark.parametrize(
-    ("status", "outcome", "retryable"),
+    ("status", "outcome"),
     [
-        (401, Outcome.UNAUTHORIZED, True),
-        (403, Outcome.UNAUTHORIZED, True),
-        (404, Outcome.UNREACHABLE, True),
-        (429, Outcome.UNREACHABLE, True),
-        (500, Outcome.UNREACHABLE, True),
-        (503, Outcome.UNREACHABLE, True),
-        (400, Outcome.FAILED, False),
-        (409, Outcome.FAILED, False),
-        (302, Outcome.FAILED, False),
+        (401, Outcome.UNAUTHORIZED),
+        (403, Outcome.UNAUTHORIZED),
+        (404, Outcome.UNREACHABLE),
+        (429, Outcome.UNREACHABLE),
+        (500, Outcome.UNREACHABLE),
+        (503, Outcome.UNREACHABLE),
+        (400, Outcome.FAILED),
+        (409, Outcome.FAILED),
+        (302, Outcome.FAILED),
     ],
 )
-def test_status_classification(status: int, outcome: Outcome, retryable: bool) -> None:
-    problem = classify_reply(_reply(status), 0.0)
-    assert problem is not None
-    assert (problem.outcome, problem.retryable) == (outcome, retryable)
-    assert classify_reply(_reply(202), 0.0) is None
+def test_status_classification(status: int, outcome: Outcome) -> None:
+    assert _outcome_of_status(status) is outcome
 
 
-def test_error_descriptions_are_one_readable_line() -> None:
-    azure = _reply(400, '{"error": {"code": "InvalidIdentifier", "message": "bad\\nthing"}}')
-    assert azure.describe_body() == "InvalidIdentifier: bad thing"
-    html = _reply(502, "<html><head><title>502 Bad Gateway</title></head><body>...</body></html>")
-    assert html.describe_body() == "HTML page '502 Bad Gateway'"
-    assert _reply(503, "", **{"x-ms-error-code": "Busy"}).describe_body() == "empty body (x-ms-error-code: Busy)"
-    assert classify_reply(_reply(429, "", **{"Retry-After": "3"}), 0.0).retry_after == 3.0
+def test_one_hello_world_per_container_type_of_the_component() -> None:
+    assert set(HELLO_WORLD_CODE) == set(CONTAINER_TYPES)
 
 
 def test_every_public_name_resolves() -> None:
@@ -395,3 +337,15 @@ def test_every_public_name_resolves() -> None:
 
     for name in smoke.__all__:
         assert getattr(smoke, name) is not None, name
+
+
+def test_usage_errors_need_no_http_stack() -> None:
+    """``python -m smoke --help`` and usage errors answer before azure-core and requests are imported."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    loaded = "import sys, smoke.cli; print(sorted(m for m in ('azure.core', 'requests') if m in sys.modules))"
+    root = Path(__file__).resolve().parent.parent
+    completed = subprocess.run([sys.executable, "-c", loaded], cwd=root, capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"

@@ -9,16 +9,18 @@ kept in tests/data (see SOURCES.md there).
 from __future__ import annotations
 
 import copy
+import email.policy
 import json
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from smoke.protocol import HELLO_WORLD_STDOUT
 
@@ -38,6 +40,13 @@ SPEC_EXECUTE_SYNC_FILE = (
 SPEC_RESULT_NONE_FILE = (
     "data-plane__Microsoft.App.DynamicSessions__2025-10-02-preview__examples__CodeExecution_Execute_Result_None.json"
 )
+SPEC_FILE_UPLOAD_FILE = (
+    "data-plane__Microsoft.App.DynamicSessions__2024-10-02-preview__examples__SessionResourceFiles_Upload.json"
+)
+SPEC_FILE_LIST_FILE = (
+    "data-plane__Microsoft.App.DynamicSessions__2024-10-02-preview__examples__SessionResourceFiles_List.json"
+)
+FILES_API_VERSION = "2024-10-02-preview"
 LOOPBACK = "127.0.0.1"
 SHUTDOWN_POLL_SECONDS = 0.02
 # Base path of the regional endpoint shape, so every join test also proves the base path is kept.
@@ -216,6 +225,7 @@ class ScriptedPool:
 
             do_GET = _serve
             do_POST = _serve
+            do_DELETE = _serve
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
@@ -267,6 +277,58 @@ def hello_pool(identifier: str | None = None) -> Handler:
             assert request.query.get("api-version") == "2024-10-02-preview", request.query
             return Reply(202, execution_body())
         raise AssertionError(f"unexpected path {request.path}")
+
+    return handler
+
+
+def multipart_files(request: Request) -> dict[str, tuple[str | None, bytes]]:
+    """The parts of a multipart/form-data body: form field name -> (filename, bytes)."""
+    head = f"Content-Type: {request.headers.get('content-type', '')}\r\n\r\n".encode()
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(head + request.body)
+    assert message.is_multipart(), f"not multipart: {request.headers.get('content-type')!r}"
+    return {
+        part.get_param("name", header="content-disposition"): (part.get_filename(), part.get_payload(decode=True))
+        for part in message.iter_parts()
+    }
+
+
+def files_pool(store: dict[str, bytes], download: Callable[[bytes], bytes] = lambda data: data) -> Handler:
+    """hello_pool() plus the 2024-10-02-preview files API as its spec and examples describe it.
+
+    ``POST files`` (multipart, one part named ``file``) -> 200 with the uploaded file's description;
+    ``GET files`` -> ``{"value": [...], "nextLink": null}``; ``GET files/{name}/content`` -> the bytes
+    (passed through ``download``, so a test can corrupt them); ``DELETE files/{name}`` -> 204; an unknown
+    name -> 404. Files live in ``store`` (name -> bytes), so a test sees what is left behind.
+    """
+    hello = hello_pool()
+
+    def handler(request: Request) -> Reply:
+        _base_path, found, suffix = request.path.partition("/files")
+        if not found:
+            return hello(request)
+        assert request.query.get("api-version") == FILES_API_VERSION, request.query
+        assert request.query.get("identifier"), request.query
+        if suffix == "" and request.method == "POST":
+            [(field_name, (filename, data))] = multipart_files(request).items()
+            assert field_name == "file" and filename, (field_name, filename)
+            store[filename] = data
+            body = load_recording(SPEC_FILE_UPLOAD_FILE)["responses"]["200"]["body"]
+            body.update(name=filename, sizeInBytes=len(data), contentType="application/octet-stream")
+            return Reply(200, body)
+        if suffix == "" and request.method == "GET":
+            listing = load_recording(SPEC_FILE_LIST_FILE)["responses"]["200"]["body"]
+            template = listing["value"][0]
+            listing["value"] = [{**template, "name": name, "sizeInBytes": len(data)} for name, data in store.items()]
+            return Reply(200, listing)
+        name = unquote(suffix.removeprefix("/").removesuffix("/content"))
+        if name not in store:
+            return Reply(404, {"error": {"code": "FileNotFound", "message": f"File {name} was not found."}})
+        if suffix.endswith("/content") and request.method == "GET":
+            return Reply(200, download(store[name]), content_type="application/octet-stream")
+        if request.method == "DELETE":
+            del store[name]
+            return Reply(204)
+        raise AssertionError(f"unexpected {request.method} {request.path}")
 
     return handler
 

@@ -20,11 +20,5 @@ except SettingsError as error:
 
 pool = CodeInterpreterPool("pool", CodeInterpreterPoolArgs(settings=settings, executor_grants=grants))
 
-pulumi.export("resourceGroupName", pool.resource_group.name)
-pulumi.export("sessionPoolName", pool.session_pool.name)
-pulumi.export("sessionPoolId", pool.session_pool.id)
-pulumi.export("poolManagementEndpoint", pool.pool_management_endpoint)
-pulumi.export("location", pool.session_pool.location)
-pulumi.export("containerType", pool.session_pool.container_type)
-pulumi.export("networkStatus", pool.session_pool.session_network_configuration.apply(lambda net: net and net.status))
-pulumi.export("executorPrincipalIds", [grant.principal_id for grant in grants])
+for name, value in pool.outputs.items():
+    pulumi.export(name, value)

@@ -93,7 +93,7 @@ class RegisteredResource:
     state: dict[str, Any]
     # The URNs each input waits for: what makes Pulumi create a pool before its role assignments.
     property_dependencies: dict[str, frozenset[str]] = field(default_factory=dict)
-    # The URNs it waits for through depends_on.
+    # Every URN it waits for: through its inputs and through depends_on.
     dependencies: frozenset[str] = frozenset()
 
 
@@ -104,6 +104,8 @@ class ProgramRun:
     stack: str
     resources: list[RegisteredResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    # What each component passed to register_outputs, by the component's URN.
+    registered_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     error: str | None = None
 
     def by_type(self, resource_type: str) -> list[RegisteredResource]:
@@ -192,6 +194,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: AzureMocks) -> None:
         super().__init__(mocks)
         self.registrations: list[RegisteredResource] = []
+        self.registered_outputs: dict[str, dict[str, Any]] = {}
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        self.registered_outputs[request.urn] = rpc.deserialize_properties(request.outputs)
+        return super().RegisterResourceOutputs(request)
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
@@ -265,6 +272,11 @@ def run_program(
     stack's Pulumi.<stack>.yaml is read. A settings error is returned in `error`, not raised.
     """
     values = dict(load_stack_config(stack, project_dir) if config is None else config)
+    program_file = project_dir / "__main__.py"
+    if not program_file.is_file():
+        raise EngineError(
+            f"there is no Pulumi program {program_file} (give the folder with Pulumi.yaml and __main__.py)"
+        )
     cli_config = {f"{CONFIG_NAMESPACE}:{key}": as_cli_value(key, value) for key, value in values.items()}
     mocks = AzureMocks(identity or OfflineIdentity(), preview=preview)
     monitor = RecordingMonitor(mocks)
@@ -274,7 +286,7 @@ def run_program(
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[list[Any]]:
-        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+        runpy.run_path(str(program_file), run_name="__main__")
         exported = stack_outputs()
         # An output unknown under preview stays None: its apply never runs.
         run.outputs = dict.fromkeys(exported)
@@ -297,4 +309,5 @@ def run_program(
 
     contextvars.Context().run(execute)
     run.resources = list(monitor.registrations)
+    run.registered_outputs = dict(monitor.registered_outputs)
     return run

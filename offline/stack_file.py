@@ -134,9 +134,10 @@ def _check_key(key_node: yaml.Node, name: str) -> tuple[str, str]:
             if close
             else f"this project's settings are {CONFIG_NAMESPACE}:<name>; fix or remove the line."
         )
+        others = " and ".join(f"{other}:" for other in OTHER_READ_NAMESPACES)
         raise StackFileError(
-            f"{where}: nothing reads the key {key!r} (namespace {namespace!r}; the program reads "
-            f"{CONFIG_NAMESPACE}:, the provider {', '.join(OTHER_READ_NAMESPACES)}:), so it would be ignored; {fix}"
+            f"{where}: nothing reads the key {key!r} (the program reads {CONFIG_NAMESPACE}:<name>, Azure and "
+            f"Pulumi read {others}), so it would be ignored; {fix}"
         )
     return namespace, setting
 

@@ -32,7 +32,7 @@ from components.azure import (
     session_pool_id,
 )
 from components.settings import CONFIG_NAMESPACE
-from offline.stack_file import StackFileError, list_stacks, read_stack_config
+from offline.stack_file import StackFileError, read_stack_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_NAME = CONFIG_NAMESPACE
@@ -47,20 +47,6 @@ OFFLINE_DEPLOYER_OBJECT_ID = "00000000-0000-4000-8000-0000000000d4"
 GET_CLIENT_CONFIG = "azure-native:authorization:getClientConfig"
 # The API version pulumi-azure-native 3.x sends for session pools.
 SESSION_POOL_API_VERSION = "2025-02-02-preview"
-
-__all__ = [
-    "MANAGEMENT_LOCK_TYPE",
-    "RESOURCE_GROUP_TYPE",
-    "ROLE_ASSIGNMENT_TYPE",
-    "SESSION_POOL_TYPE",
-    "EngineError",
-    "OfflineIdentity",
-    "ProgramRun",
-    "RegisteredResource",
-    "list_stacks",
-    "load_stack_config",
-    "run_program",
-]
 
 
 class EngineError(Exception):

@@ -17,17 +17,20 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from components.azure import SESSION_EXECUTOR_ROLE_ID, SESSION_EXECUTOR_ROLE_NAME
+from components.azure import (
+    MANAGEMENT_LOCK_TYPE,
+    RESOURCE_GROUP_TYPE,
+    ROLE_ASSIGNMENT_TYPE,
+    SESSION_EXECUTOR_ROLE_ID,
+    SESSION_EXECUTOR_ROLE_NAME,
+    SESSION_POOL_TYPE,
+)
 from components.session_pool import COMPONENT_TYPE
 from offline.engine import (
-    MANAGEMENT_LOCK_TYPE,
     OFFLINE_DEPLOYER_OBJECT_ID,
     OFFLINE_SUBSCRIPTION_ID,
     PROJECT_NAME,
     PROJECT_ROOT,
-    RESOURCE_GROUP_TYPE,
-    ROLE_ASSIGNMENT_TYPE,
-    SESSION_POOL_TYPE,
     EngineError,
     ProgramRun,
     RegisteredResource,

@@ -23,7 +23,8 @@ import jsonschema
 import pytest
 from conftest import SHIPPED_STACKS
 
-from offline.engine import SESSION_POOL_TYPE, ProgramRun
+from components.azure import SESSION_POOL_TYPE
+from offline.engine import ProgramRun
 
 SPEC_FILE = "resource-manager__Microsoft.App__ContainerApps__2026-01-01__SessionPools.json"
 EXAMPLE_FILE = (

@@ -13,15 +13,17 @@ from conftest import SHIPPED_STACKS
 from pulumi.output import Unknown
 
 from components.access import role_assignment_name
-from components.azure import SESSION_EXECUTOR_ROLE_ID
-from components.session_pool import COMPONENT_TYPE
-from offline.engine import (
+from components.azure import (
     MANAGEMENT_LOCK_TYPE,
-    OFFLINE_DEPLOYER_OBJECT_ID,
-    OFFLINE_SUBSCRIPTION_ID,
     RESOURCE_GROUP_TYPE,
     ROLE_ASSIGNMENT_TYPE,
+    SESSION_EXECUTOR_ROLE_ID,
     SESSION_POOL_TYPE,
+)
+from components.session_pool import COMPONENT_TYPE
+from offline.engine import (
+    OFFLINE_DEPLOYER_OBJECT_ID,
+    OFFLINE_SUBSCRIPTION_ID,
     EngineError,
     OfflineIdentity,
     ProgramRun,

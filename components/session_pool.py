@@ -116,7 +116,8 @@ class CodeInterpreterPool(pulumi.ComponentResource):
 
         # The lock waits for every other resource: a ReadOnly lock taken earlier would refuse the
         # pool and the role assignments. Pulumi deletes dependents first, so `pulumi destroy`
-        # removes the lock before anything it guards.
+        # removes the lock before anything it guards. It is not `protect`ed itself: it is the
+        # protection, and `lock: none` must be able to delete it with a plain `pulumi up`.
         self.lock = None
         if settings.lock is not None:
             self.lock = authorization.ManagementLockAtResourceGroupLevel(
@@ -125,8 +126,10 @@ class CodeInterpreterPool(pulumi.ComponentResource):
                 lock_name=lock_name(settings),
                 level=settings.lock,
                 notes=lock_notes(settings),
-                opts=pulumi.ResourceOptions.merge(
-                    kept, pulumi.ResourceOptions(depends_on=[self.session_pool, *self.role_assignments])
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    delete_before_replace=True,
+                    depends_on=[self.session_pool, *self.role_assignments],
                 ),
             )
 

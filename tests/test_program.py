@@ -327,8 +327,9 @@ def test_lock_inputs_are_exact(stack_runs: dict[str, ProgramRun], stack: str) ->
     locks = run.by_type(MANAGEMENT_LOCK_TYPE)
     assert [lock.inputs for lock in locks] == ([expected] if expected else [])
     for lock in locks:
-        # Protected with the group it guards, and replaced delete-first (its name is fixed).
-        assert lock.protect is EXPECTED[stack]["protect"]
+        # Never `protect`ed (lock: none must delete it with a plain pulumi up, even on a protected
+        # stack), and replaced delete-first (its name is fixed).
+        assert lock.protect is False
         assert lock.delete_before_replace
 
 

@@ -4,6 +4,11 @@ No Pulumi CLI, no provider plugin and no Azure credentials are needed: the mocks
 does (resource ids, the pool management endpoint, getClientConfig), and a recording monitor keeps
 each registration with its wire inputs, its parent and its options. The offline plan, the tests
 and the policy checks all run the program through `run_program`.
+
+The program runs through the SDK's public testing entry points (`pulumi.runtime.set_mocks`,
+`set_all_config`, `pulumi.runtime.test`). What no public API gives — a registration's options and
+the exported values — comes from one adapter, `RecordingMonitor` and `stack_outputs`, which
+tests/test_program.py checks against the installed SDK.
 """
 
 from __future__ import annotations

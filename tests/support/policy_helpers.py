@@ -143,8 +143,6 @@ class FakeRegisteredResource:
     stack: str = "dev"
     protect: bool = False
     parent: str = ""
-    custom: bool = True
-    id: str = ""
 
     @property
     def urn(self) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import json
+import logging
 import runpy
 import sys
 from collections.abc import Mapping
@@ -97,6 +98,8 @@ class ProgramRun:
     outputs: dict[str, Any] = field(default_factory=dict)
     # What each component passed to register_outputs, by the component's URN.
     registered_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # What the program logged with pulumi.log.warn.
+    warnings: list[str] = field(default_factory=list)
     error: str | None = None
 
     def by_type(self, resource_type: str) -> list[RegisteredResource]:
@@ -216,6 +219,18 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+class _WarningsTo(logging.Handler):
+    """Keeps the message of every warning logged to it."""
+
+    def __init__(self, warnings: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.warnings = warnings
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno == logging.WARNING:
+            self.warnings.append(record.getMessage())
+
+
 def stack_outputs() -> dict[str, Any]:
     """The SDK adapter's other half: the outputs `pulumi.export` put on the root stack resource.
 
@@ -259,8 +274,9 @@ def run_program(
 ) -> ProgramRun:
     """Run __main__.py for a stack under the mock engine.
 
-    `config` replaces the stack file's settings (keys without the namespace); by default the
-    stack's Pulumi.<stack>.yaml is read. A settings error is returned in `error`, not raised.
+    `config` replaces the stack file's settings (keys without the project's namespace, or fully
+    qualified `<namespace>:<name>` keys); by default the stack's Pulumi.<stack>.yaml is read. A
+    settings error is returned in `error`, not raised.
     """
     values = dict(load_stack_config(stack, project_dir) if config is None else config)
     program_file = project_dir / "__main__.py"
@@ -268,10 +284,16 @@ def run_program(
         raise EngineError(
             f"there is no Pulumi program {program_file} (give the folder with Pulumi.yaml and __main__.py)"
         )
-    cli_config = {f"{CONFIG_NAMESPACE}:{key}": as_cli_value(key, value) for key, value in values.items()}
+    cli_config = {
+        key if ":" in key else f"{CONFIG_NAMESPACE}:{key}": as_cli_value(key, value) for key, value in values.items()
+    }
     mocks = AzureMocks(identity or OfflineIdentity(), preview=preview)
     monitor = RecordingMonitor(mocks)
     run = ProgramRun(stack=stack)
+    # The mock engine hands the program's log messages to a logger: a private one per run (not
+    # registered with logging, so nothing else sees it) keeps this run's warnings.
+    logger = logging.Logger(f"{__name__}.run")
+    logger.addHandler(_WarningsTo(run.warnings))
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
 
@@ -290,7 +312,9 @@ def run_program(
     def execute() -> None:
         # The SDK keeps its settings, config and root stack in context variables: a fresh
         # context per run keeps runs independent of each other.
-        pulumi.runtime.set_mocks(mocks, project=PROJECT_NAME, stack=stack, preview=preview, monitor=monitor)
+        pulumi.runtime.set_mocks(
+            mocks, project=PROJECT_NAME, stack=stack, preview=preview, logger=logger, monitor=monitor
+        )
         pulumi.runtime.set_all_config(cli_config)
         try:
             program()

@@ -26,10 +26,8 @@ from typing import Any
 import yaml
 
 from components.settings import CONFIG_NAMESPACE
+from components.stack_config import OTHER_READ_NAMESPACES
 
-# Namespaces besides the project's that something in a deploy reads: the Azure provider and the
-# Pulumi engine (e.g. pulumi:tags).
-OTHER_READ_NAMESPACES: tuple[str, ...] = ("azure-native", "pulumi")
 STACK_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 _OLD_CONFIG_MODULE = "config"
 

@@ -384,3 +384,18 @@ def test_the_adapter_says_what_broke_when_the_sdk_keeps_no_outputs() -> None:
     # Outside a program run there is no root Stack resource: the same state a changed SDK would leave.
     with pytest.raises(EngineError, match=re.escape("update offline/engine.py's stack_outputs")):
         stack_outputs()
+
+
+# --- Config keys nothing reads ------------------------------------------------------------------
+
+
+def test_a_key_in_a_misspelled_namespace_is_warned_about_under_pulumi_up() -> None:
+    # The offline plan refuses such a stack file; under the real CLI the program is what can tell.
+    run = run_program("dev", {"dynamic-session:maxSessions": "0", "azure-native:location": "westus"})
+    assert run.error is None
+    assert run.warnings == [
+        "The config key 'dynamic-session:maxSessions' is read by nothing (this program reads "
+        "dynamic-sessions:<name>), so it has no effect; did you mean dynamic-sessions:maxSessions? "
+        "Fix or remove it in the stack file."
+    ]
+    assert run_program("dev").warnings == []

@@ -10,7 +10,10 @@ which reads every key of a stack file's `config:`; the YAML parser is go-yaml v3
   as a configuration key (configuration keys should be of the form `<namespace>:<name>`)";
 - a key given twice in one mapping stops the parser ("mapping key ... already defined");
 - only true/false are booleans (YAML 1.2): `protect: yes` is the string "yes";
-- stack names: 1-100 of letters, digits, `_`, `.`, `-` (validateStackName in the CLI's backends).
+- stack names: 1-100 of letters, digits, `_`, `.`, `-` (validateStackName in the CLI's backends);
+- a stack file's top level holds config, environment (Pulumi ESC), secretsprovider, encryptedkey
+  and encryptionsalt (ProjectStack in sdk/go/common/workspace/project.go); the CLI skips any other
+  key, so a misspelled `confg:` would leave every setting on its default: refused here.
 
 A key in another namespace is legal for the CLI but read by nobody unless a provider owns it, so
 only the namespaces this project's program or its provider read are accepted.
@@ -29,6 +32,7 @@ from components.settings import CONFIG_NAMESPACE
 from components.stack_config import OTHER_READ_NAMESPACES
 
 STACK_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+STACK_FILE_KEYS: tuple[str, ...] = ("config", "environment", "secretsprovider", "encryptedkey", "encryptionsalt")
 _OLD_CONFIG_MODULE = "config"
 
 
@@ -165,7 +169,21 @@ def read_stack_config(stack: str, project_dir: Path) -> dict[str, Any]:
     if document is None:
         return {}
     _refuse_duplicate_keys(document, path.name)
-    config_node = next((value for key, value in document.value if getattr(key, "value", None) == "config"), None)
+    top_level = {getattr(key, "value", None): (key, value) for key, value in document.value}
+    for key, (key_node, _value) in top_level.items():
+        if key not in STACK_FILE_KEYS:
+            close = difflib.get_close_matches(str(key), STACK_FILE_KEYS, n=1)
+            fix = f"did you mean {close[0]}:?" if close else f"a stack file holds only {', '.join(STACK_FILE_KEYS)}."
+            raise StackFileError(
+                f"{path.name} line {_line(key_node)}: the Pulumi CLI skips the key {key!r}, so anything under it "
+                f"would be ignored; {fix}"
+            )
+    if "environment" in top_level:
+        raise StackFileError(
+            f"{path.name} line {_line(top_level['environment'][0])}: the stack imports a Pulumi ESC environment, "
+            "whose values the offline plan cannot read; run `pulumi preview` instead, or plan a stack without one."
+        )
+    config_node = top_level.get("config", (None, None))[1]
     config_map = _mapping(config_node, path.name, "config")
     if config_map is None:
         return {}

@@ -141,6 +141,18 @@ STACK_FILE_MISTAKES = [
         id="duplicated-key",
     ),
     pytest.param(
+        "encryptionsalt: v1:abc\nconfg:\n  dynamic-sessions:maxSessions: 0\n",
+        "Pulumi.broken.yaml line 2: the Pulumi CLI skips the key 'confg'",
+        "did you mean config:?",
+        id="misspelled-config",
+    ),
+    pytest.param(
+        "environment:\n  - team/dev\nconfig:\n  dynamic-sessions:maxSessions: 5\n",
+        "Pulumi.broken.yaml line 1: the stack imports a Pulumi ESC environment",
+        "run `pulumi preview` instead",
+        id="esc-environment",
+    ),
+    pytest.param(
         "config:\n  dynamic-sessions:maxSessions: 5\n   dynamic-sessions:location: [westus\n",
         "Pulumi.broken.yaml line 3: this is not valid YAML",
         "check the indentation and quotes there.",

@@ -144,6 +144,25 @@ def _check_key(key_node: yaml.Node, name: str) -> tuple[str, str]:
     return namespace, setting
 
 
+def _config_node(document: yaml.MappingNode, name: str) -> yaml.Node | None:
+    """Return the node under `config:`, after refusing top-level keys nothing would read."""
+    top_level = {getattr(key, "value", None): (key, value) for key, value in document.value}
+    for key, (key_node, _value) in top_level.items():
+        if key not in STACK_FILE_KEYS:
+            close = difflib.get_close_matches(str(key), STACK_FILE_KEYS, n=1)
+            fix = f"did you mean {close[0]}:?" if close else f"a stack file holds only {', '.join(STACK_FILE_KEYS)}."
+            raise StackFileError(
+                f"{name} line {_line(key_node)}: the Pulumi CLI skips the key {key!r}, so anything under it "
+                f"would be ignored; {fix}"
+            )
+    if "environment" in top_level:
+        raise StackFileError(
+            f"{name} line {_line(top_level['environment'][0])}: the stack imports a Pulumi ESC environment, "
+            "whose values the offline plan cannot read; run `pulumi preview` instead, or plan a stack without one."
+        )
+    return top_level.get("config", (None, None))[1]
+
+
 def read_stack_config(stack: str, project_dir: Path) -> dict[str, Any]:
     """Return the project's settings in a stack file, keyed without the namespace, as YAML values.
 
@@ -169,22 +188,7 @@ def read_stack_config(stack: str, project_dir: Path) -> dict[str, Any]:
     if document is None:
         return {}
     _refuse_duplicate_keys(document, path.name)
-    top_level = {getattr(key, "value", None): (key, value) for key, value in document.value}
-    for key, (key_node, _value) in top_level.items():
-        if key not in STACK_FILE_KEYS:
-            close = difflib.get_close_matches(str(key), STACK_FILE_KEYS, n=1)
-            fix = f"did you mean {close[0]}:?" if close else f"a stack file holds only {', '.join(STACK_FILE_KEYS)}."
-            raise StackFileError(
-                f"{path.name} line {_line(key_node)}: the Pulumi CLI skips the key {key!r}, so anything under it "
-                f"would be ignored; {fix}"
-            )
-    if "environment" in top_level:
-        raise StackFileError(
-            f"{path.name} line {_line(top_level['environment'][0])}: the stack imports a Pulumi ESC environment, "
-            "whose values the offline plan cannot read; run `pulumi preview` instead, or plan a stack without one."
-        )
-    config_node = top_level.get("config", (None, None))[1]
-    config_map = _mapping(config_node, path.name, "config")
+    config_map = _mapping(_config_node(document, path.name), path.name, "config")
     if config_map is None:
         return {}
     loader = _StackFileLoader("")

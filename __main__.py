@@ -6,7 +6,14 @@ from pulumi_azure_native import authorization
 from components.access import DeploymentIdentity, plan_executor_grants
 from components.session_pool import CodeInterpreterPool, CodeInterpreterPoolArgs
 from components.settings import CONFIG_NAMESPACE, SettingsError, parse_settings
-from components.stack_config import read_namespace
+from components.stack_config import read_namespace, unread_keys
+
+# A key in a namespace nothing reads is most likely a misspelled one: say so, since the CLI won't.
+for key in unread_keys(CONFIG_NAMESPACE):
+    pulumi.log.warn(
+        f"The config key {key!r} is read by nothing (this program reads {CONFIG_NAMESPACE}:<name>), so it has "
+        f"no effect; did you mean {CONFIG_NAMESPACE}:{key.split(':', 1)[-1]}? Fix or remove it in the stack file."
+    )
 
 # Everything is validated before the first resource is registered: a user mistake stops the
 # program with one message and no traceback, and nothing is half-created.
@@ -20,11 +27,5 @@ except SettingsError as error:
 
 pool = CodeInterpreterPool("pool", CodeInterpreterPoolArgs(settings=settings, executor_grants=grants))
 
-pulumi.export("resourceGroupName", pool.resource_group.name)
-pulumi.export("sessionPoolName", pool.session_pool.name)
-pulumi.export("sessionPoolId", pool.session_pool.id)
-pulumi.export("poolManagementEndpoint", pool.pool_management_endpoint)
-pulumi.export("location", pool.session_pool.location)
-pulumi.export("containerType", pool.session_pool.container_type)
-pulumi.export("networkStatus", pool.session_pool.session_network_configuration.apply(lambda net: net and net.status))
-pulumi.export("executorPrincipalIds", [grant.principal_id for grant in grants])
+for name, value in pool.outputs.items():
+    pulumi.export(name, value)

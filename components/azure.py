@@ -14,6 +14,7 @@ import re
 RESOURCE_GROUP_TYPE = "azure-native:resources:ResourceGroup"
 SESSION_POOL_TYPE = "azure-native:app:ContainerAppsSessionPool"
 ROLE_ASSIGNMENT_TYPE = "azure-native:authorization:RoleAssignment"
+MANAGEMENT_LOCK_TYPE = "azure-native:authorization:ManagementLockAtResourceGroupLevel"
 
 # Built-in role "Azure ContainerApps Session Executor": data action
 # Microsoft.App/sessionPools/interpreters/execute/action, nothing else.
@@ -39,6 +40,16 @@ PRINCIPAL_TYPES: tuple[str, ...] = ("User", "Group", "ServicePrincipal")
 POOL_MANAGEMENT_TYPE_DYNAMIC = "Dynamic"
 # Built-in interpreter types support only the Timed lifecycle.
 LIFECYCLE_TYPE_TIMED = "Timed"
+
+# Management locks (Microsoft.Authorization/locks, API 2020-05-01 in pulumi-azure-native 3.x; the
+# Azure spec's LockLevel enum). CanNotDelete: resources can be read and changed, not deleted.
+# ReadOnly: nothing under the scope can be changed or deleted through the control plane, role
+# assignments included. Locks never touch the data plane: code keeps running in the pool.
+LOCK_LEVELS: tuple[str, ...] = ("CanNotDelete", "ReadOnly")
+LOCK_API_VERSION = "2020-05-01"
+# Lock names: at most 260 characters, none of < > % & : \ ? / ; notes at most 512 characters.
+LOCK_NAME_MAX_LENGTH = 260
+LOCK_NOTES_MAX_LENGTH = 512
 
 # The spec's sessionPoolName path parameter: ^[a-z][a-z0-9]*$, 3-63 characters (no hyphens,
 # although the docs' examples use them: stay inside the spec).
@@ -69,9 +80,11 @@ def role_definition_id(subscription_id: str, role_id: str = SESSION_EXECUTOR_ROL
     return f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role_id}"
 
 
+def resource_group_id(subscription_id: str, resource_group_name: str) -> str:
+    """Return the resource id of a resource group."""
+    return f"/subscriptions/{subscription_id}/resourceGroups/{resource_group_name}"
+
+
 def session_pool_id(subscription_id: str, resource_group_name: str, pool_name: str) -> str:
     """Return the resource id a session pool will have (the scope of its role assignments)."""
-    return (
-        f"/subscriptions/{subscription_id}/resourceGroups/{resource_group_name}"
-        f"/providers/Microsoft.App/sessionPools/{pool_name}"
-    )
+    return f"{resource_group_id(subscription_id, resource_group_name)}/providers/Microsoft.App/sessionPools/{pool_name}"

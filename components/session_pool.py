@@ -1,4 +1,5 @@
-"""The component: a resource group, a NodeLTS code-interpreter session pool and its executor roles.
+"""The component: a resource group, a NodeLTS code-interpreter session pool, its executor roles and,
+when asked, a management lock on the group.
 
 It declares resources only; the settings and the role assignment plan arrive validated.
 """
@@ -13,9 +14,10 @@ from pulumi_azure_native import app, authorization, resources
 
 from components.access import ExecutorGrant
 from components.azure import LIFECYCLE_TYPE_TIMED, POOL_MANAGEMENT_TYPE_DYNAMIC
-from components.settings import PoolSettings
+from components.settings import CONFIG_NAMESPACE, NO_LOCK, PoolSettings
 
-COMPONENT_TYPE = "dynamic-sessions:index:CodeInterpreterPool"
+# The component's Pulumi type token, <package>:<module>:<Type>.
+COMPONENT_TYPE = f"{CONFIG_NAMESPACE}:index:CodeInterpreterPool"
 
 
 @dataclass(frozen=True)
@@ -26,13 +28,40 @@ class CodeInterpreterPoolArgs:
     executor_grants: Sequence[ExecutorGrant]
 
 
+def lock_name(settings: PoolSettings) -> str:
+    """The management lock's name: fixed per pool, so changing the level updates the lock in place."""
+    return f"{settings.pool_name}-lock"
+
+
+def lock_notes(settings: PoolSettings) -> str:
+    """What someone who meets the lock in the portal reads: who owns it and how it is lifted."""
+    return (
+        f"Managed by Pulumi stack {settings.stack} of project {settings.project}. To lift it, set "
+        f"{CONFIG_NAMESPACE}:lock to {NO_LOCK} and run pulumi up (docs/teardown.md)."
+    )
+
+
 class CodeInterpreterPool(pulumi.ComponentResource):
-    """A dynamic-sessions code-interpreter pool in its own resource group, with executor roles."""
+    """A dynamic-sessions code-interpreter pool in its own resource group, with executor roles.
+
+    Every stack output is an attribute here and registered with `register_outputs`; `outputs`
+    maps each output's name to its value for the program to export.
+    """
 
     resource_group: resources.ResourceGroup
     session_pool: app.ContainerAppsSessionPool
     role_assignments: list[authorization.RoleAssignment]
+    lock: authorization.ManagementLockAtResourceGroupLevel | None
+
+    resource_group_name: pulumi.Output[str]
+    session_pool_name: pulumi.Output[str]
+    session_pool_id: pulumi.Output[str]
     pool_management_endpoint: pulumi.Output[str]
+    location: pulumi.Output[str]
+    container_type: pulumi.Output[str]
+    network_status: pulumi.Output[str | None]
+    executor_principal_ids: pulumi.Output[list[str]]
+    lock_level: pulumi.Output[str]
 
     def __init__(self, name: str, args: CodeInterpreterPoolArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(COMPONENT_TYPE, name, None, opts)
@@ -85,11 +114,47 @@ class CodeInterpreterPool(pulumi.ComponentResource):
             for grant in args.executor_grants
         ]
 
+        # The lock waits for every other resource: a ReadOnly lock taken earlier would refuse the
+        # pool and the role assignments. Pulumi deletes dependents first, so `pulumi destroy`
+        # removes the lock before anything it guards. It is not `protect`ed itself: it is the
+        # protection, and `lock: none` must be able to delete it with a plain `pulumi up`.
+        self.lock = None
+        if settings.lock is not None:
+            self.lock = authorization.ManagementLockAtResourceGroupLevel(
+                f"{name}-lock",
+                resource_group_name=self.resource_group.name,
+                lock_name=lock_name(settings),
+                level=settings.lock,
+                notes=lock_notes(settings),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    delete_before_replace=True,
+                    depends_on=[self.session_pool, *self.role_assignments],
+                ),
+            )
+
+        self.resource_group_name = self.resource_group.name
+        self.session_pool_name = self.session_pool.name
+        self.session_pool_id = self.session_pool.id
         self.pool_management_endpoint = self.session_pool.pool_management_endpoint
-        self.register_outputs(
-            {
-                "resourceGroupName": self.resource_group.name,
-                "sessionPoolId": self.session_pool.id,
-                "poolManagementEndpoint": self.pool_management_endpoint,
-            }
-        )
+        self.location = self.session_pool.location
+        self.container_type = self.session_pool.container_type
+        self.network_status = self.session_pool.session_network_configuration.apply(lambda net: net and net.status)
+        self.executor_principal_ids = pulumi.Output.all(*(ra.principal_id for ra in self.role_assignments))
+        self.lock_level = self.lock.level if self.lock is not None else pulumi.Output.from_input(NO_LOCK)
+        self.register_outputs(self.outputs)
+
+    @property
+    def outputs(self) -> dict[str, pulumi.Output]:
+        """The stack outputs, by the name the stack exports them under."""
+        return {
+            "resourceGroupName": self.resource_group_name,
+            "sessionPoolName": self.session_pool_name,
+            "sessionPoolId": self.session_pool_id,
+            "poolManagementEndpoint": self.pool_management_endpoint,
+            "location": self.location,
+            "containerType": self.container_type,
+            "networkStatus": self.network_status,
+            "executorPrincipalIds": self.executor_principal_ids,
+            "lock": self.lock_level,
+        }

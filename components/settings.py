@@ -25,6 +25,7 @@ from components.azure import (
     FORBIDDEN_TAG_KEY_CHARACTERS,
     GUID_PATTERN,
     LOCATION_PATTERN,
+    LOCK_LEVELS,
     MAX_SESSIONS_LIMIT,
     MAX_TAG_KEY_LENGTH,
     MAX_TAG_VALUE_LENGTH,
@@ -47,6 +48,10 @@ PROJECT_TAG = "pulumi-project"
 STACK_TAG = "pulumi-stack"
 RESERVED_TAGS = (MANAGED_BY_TAG, PROJECT_TAG, STACK_TAG)
 MAX_USER_TAGS = MAX_TAGS - len(RESERVED_TAGS)
+
+# The `lock` value that means "no management lock".
+NO_LOCK = "none"
+LOCK_CHOICES: tuple[str, ...] = (NO_LOCK, *LOCK_LEVELS)
 
 # Keep echoed values short: a message must stay readable when someone pastes a large blob.
 _MAX_SHOWN_VALUE_CHARS = 80
@@ -94,6 +99,8 @@ class PoolSettings:
     deployer_principal_type: str
     tags: Mapping[str, str] = field(default_factory=dict)
     protect: bool = False
+    # The management lock level on the resource group, or None for no lock.
+    lock: str | None = None
 
     @property
     def resource_tags(self) -> dict[str, str]:
@@ -108,13 +115,12 @@ class PoolSettings:
 
 @dataclass(frozen=True)
 class SettingSpec:
-    """How one config key is declared: its type, its default and what is allowed."""
+    """How one config key is read: its type, its default and what is allowed (Pulumi.yaml describes it)."""
 
     key: str
     type: str  # "string" | "integer" | "boolean" | "list" | "map"
     default: Any
     allowed: str
-    description: str
 
 
 # One table for every setting. Pulumi.yaml declares the same defaults for the keys its schema can
@@ -126,77 +132,66 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "string",
         "northcentralus",
         "an Azure region name in lowercase letters and digits, e.g. northcentralus",
-        "Azure region of the resource group and the session pool.",
     ),
     SettingSpec(
         "containerType",
         "string",
         "NodeLTS",
         f"one of {', '.join(CONTAINER_TYPES)}",
-        "Built-in code interpreter of the pool (NodeLTS runs JavaScript).",
     ),
     SettingSpec(
         "maxSessions",
         "integer",
         5,
         f"a whole number from {MIN_SESSIONS} to {MAX_SESSIONS_LIMIT}",
-        "Most sessions alive at once (scaleConfiguration.maxConcurrentSessions).",
     ),
     SettingSpec(
         "readySessions",
         "integer",
         None,
         "a whole number from 1 to maxSessions, or unset",
-        "Sessions kept warm and ready (scaleConfiguration.readySessionInstances); unset leaves Azure's default.",
     ),
     SettingSpec(
         "cooldownSeconds",
         "integer",
         300,
         f"a whole number of seconds from {COOLDOWN_MIN_SECONDS} to {COOLDOWN_MAX_SECONDS}",
-        "Idle seconds before a session is deleted (Timed lifecycle cooldown).",
     ),
     SettingSpec(
         "networkStatus",
         "string",
         "EgressDisabled",
         f"one of {', '.join(NETWORK_STATUSES)}",
-        "Whether code in a session may open outbound network connections.",
     ),
     SettingSpec(
         "poolName",
         "string",
         None,
         "3-63 characters: a lowercase letter, then lowercase letters and digits (^[a-z][a-z0-9]{2,62}$)",
-        "Session pool name; derived from the project and stack when unset.",
     ),
     SettingSpec(
         "resourceGroupName",
         "string",
         None,
         "1-90 characters: letters, digits, _ - . ( ), not ending with a period",
-        "Resource group name; derived from the project and stack when unset.",
     ),
     SettingSpec(
         "executors",
         "list",
         (),
         "a list of {principalId: <object id GUID>, principalType: User|Group|ServicePrincipal}, no duplicates",
-        "Extra principals granted the Azure ContainerApps Session Executor role on the pool.",
     ),
     SettingSpec(
         "assignDeployer",
         "boolean",
         True,
         "true or false",
-        "Grant the identity running the deploy the Session Executor role, as the tutorial does.",
     ),
     SettingSpec(
         "deployerPrincipalType",
         "string",
         "User",
         f"one of {', '.join(PRINCIPAL_TYPES)} (pipelines deploy as ServicePrincipal)",
-        "Principal type of the identity running the deploy; Azure rejects a mismatch.",
     ),
     SettingSpec(
         "tags",
@@ -205,14 +200,19 @@ SETTINGS: tuple[SettingSpec, ...] = (
         f"a map of strings: at most {MAX_USER_TAGS} tags, keys up to {MAX_TAG_KEY_LENGTH} characters without "
         f"{' '.join(FORBIDDEN_TAG_KEY_CHARACTERS)}, values up to {MAX_TAG_VALUE_LENGTH} characters; "
         f"{', '.join(RESERVED_TAGS)} are set by the program",
-        "Tags for the resource group and the pool, merged with managed-by, project and stack.",
     ),
     SettingSpec(
         "protect",
         "boolean",
         False,
         "true or false",
-        "Protect the resource group and the pool from deletion (pulumi destroy refuses while set).",
+    ),
+    SettingSpec(
+        "lock",
+        "string",
+        NO_LOCK,
+        f"one of {', '.join(LOCK_CHOICES)} (ReadOnly also refuses every later change to the stack: "
+        "set it back to none in a deploy of its own first)",
     ),
 )
 SETTINGS_BY_KEY: dict[str, SettingSpec] = {spec.key: spec for spec in SETTINGS}
@@ -291,12 +291,12 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def _choice(problems: _Problems, key: str, value: str, choices: Sequence[str]) -> str:
+def _choice(problems: _Problems, key: str, value: str, choices: Sequence[str], allowed: str | None = None) -> str:
     """Check an enum value; suggest the right spelling when only the case is off."""
     if value in choices:
         return value
     hint = next((choice for choice in choices if choice.lower() == value.lower()), None)
-    expected = f"one of {', '.join(choices)}"
+    expected = allowed or f"one of {', '.join(choices)}"
     problems.add(key, value, f"{expected} (did you mean {hint}?)" if hint else expected)
     return value
 
@@ -425,6 +425,7 @@ def parse_settings(raw: Mapping[str, Any], *, project: str, stack: str) -> PoolS
     container_type = _choice(problems, "containerType", values["containerType"], CONTAINER_TYPES)
     network_status = _choice(problems, "networkStatus", values["networkStatus"], NETWORK_STATUSES)
     deployer_type = _choice(problems, "deployerPrincipalType", values["deployerPrincipalType"], PRINCIPAL_TYPES)
+    lock = _choice(problems, "lock", values["lock"], LOCK_CHOICES, allowed=SETTINGS_BY_KEY["lock"].allowed)
 
     max_sessions = values["maxSessions"]
     if not MIN_SESSIONS <= max_sessions <= MAX_SESSIONS_LIMIT:
@@ -471,4 +472,5 @@ def parse_settings(raw: Mapping[str, Any], *, project: str, stack: str) -> PoolS
         deployer_principal_type=deployer_type,
         tags=tags,
         protect=values["protect"],
+        lock=None if lock == NO_LOCK else lock,
     )

@@ -4,13 +4,19 @@ No Pulumi CLI, no provider plugin and no Azure credentials are needed: the mocks
 does (resource ids, the pool management endpoint, getClientConfig), and a recording monitor keeps
 each registration with its wire inputs, its parent and its options. The offline plan, the tests
 and the policy checks all run the program through `run_program`.
+
+The program runs through the SDK's public testing entry points (`pulumi.runtime.set_mocks`,
+`set_all_config`, `pulumi.runtime.test`). What no public API gives — a registration's options and
+the exported values — comes from one adapter, `RecordingMonitor` and `stack_outputs`, which
+tests/test_program.py checks against the installed SDK.
 """
 
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
-import re
+import logging
 import runpy
 import sys
 from collections.abc import Mapping
@@ -19,16 +25,20 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
-from pulumi.runtime.config import set_all_config
-from pulumi.runtime.settings import get_root_resource
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 
-from components.azure import RESOURCE_GROUP_TYPE, ROLE_ASSIGNMENT_TYPE, SESSION_POOL_TYPE, session_pool_id
+from components.azure import (
+    LOCK_API_VERSION,
+    MANAGEMENT_LOCK_TYPE,
+    RESOURCE_GROUP_TYPE,
+    ROLE_ASSIGNMENT_TYPE,
+    SESSION_POOL_TYPE,
+    resource_group_id,
+    session_pool_id,
+)
 from components.settings import CONFIG_NAMESPACE
+from offline.stack_file import StackFileError, read_stack_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_NAME = CONFIG_NAMESPACE
@@ -45,22 +55,8 @@ GET_CLIENT_CONFIG = "azure-native:authorization:getClientConfig"
 SESSION_POOL_API_VERSION = "2025-02-02-preview"
 
 
-class _StackFileLoader(yaml.SafeLoader):
-    """YAML as the Pulumi CLI reads stack files: only true/false are booleans (YAML 1.2), so a
-    `protect: yes` stays the string "yes" here too, and the settings reject it as the program would."""
-
-
-_StackFileLoader.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_StackFileLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
 class EngineError(Exception):
-    """The offline engine cannot run this stack (e.g. a missing stack file or an encrypted value)."""
+    """The offline engine cannot run this stack (e.g. a refused stack file or an encrypted value)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +85,8 @@ class RegisteredResource:
     state: dict[str, Any]
     # The URNs each input waits for: what makes Pulumi create a pool before its role assignments.
     property_dependencies: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Every URN it waits for: through its inputs and through depends_on.
+    dependencies: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -96,9 +94,12 @@ class ProgramRun:
     """The result of one offline run of the program."""
 
     stack: str
-    config: dict[str, Any]
     resources: list[RegisteredResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    # What each component passed to register_outputs, by the component's URN.
+    registered_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # What the program logged with pulumi.log.warn.
+    warnings: list[str] = field(default_factory=list)
     error: str | None = None
 
     def by_type(self, resource_type: str) -> list[RegisteredResource]:
@@ -119,10 +120,11 @@ class AzureMocks(pulumi.runtime.Mocks):
     def __init__(self, identity: OfflineIdentity, preview: bool = False) -> None:
         self.identity = identity
         self.preview = preview
-        self.calls: list[str] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         inputs = dict(args.inputs)
+        if not args.custom:
+            return "", inputs  # a component: nothing in Azure answers for it
         if self.preview:
             # As on a first `pulumi preview`: nothing exists yet, so ids and read-only outputs
             # (the pool's id and endpoint) are unknown.
@@ -130,7 +132,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         subscription = self.identity.subscription_id
         if args.typ == RESOURCE_GROUP_TYPE:
             name = inputs["resourceGroupName"]
-            return f"/subscriptions/{subscription}/resourceGroups/{name}", {**inputs, "name": name}
+            return resource_group_id(subscription, name), {**inputs, "name": name}
         if args.typ == SESSION_POOL_TYPE:
             name = inputs["sessionPoolName"]
             pool_id = session_pool_id(subscription, inputs["resourceGroupName"], name)
@@ -151,10 +153,19 @@ class AzureMocks(pulumi.runtime.Mocks):
             name = inputs["roleAssignmentName"]
             assignment_id = f"{inputs['scope']}/providers/Microsoft.Authorization/roleAssignments/{name}"
             return assignment_id, {**inputs, "name": name}
-        return f"{args.name}-id", inputs
+        if args.typ == MANAGEMENT_LOCK_TYPE:
+            name = inputs["lockName"]
+            group_id = resource_group_id(subscription, inputs["resourceGroupName"])
+            state = {
+                **inputs,
+                "name": name,
+                "type": "Microsoft.Authorization/locks",
+                "azureApiVersion": LOCK_API_VERSION,
+            }
+            return f"{group_id}/providers/Microsoft.Authorization/locks/{name}", state
+        raise EngineError(f"the offline engine does not know how Azure answers a {args.typ}")
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
-        self.calls.append(args.token)
         if args.token == GET_CLIENT_CONFIG:
             return {
                 "subscriptionId": self.identity.subscription_id,
@@ -166,16 +177,26 @@ class AzureMocks(pulumi.runtime.Mocks):
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
-    """A mock monitor that also keeps each registration's parent and options."""
+    """The SDK adapter: a mock monitor that also keeps each registration's parent and options.
+
+    `pulumi.runtime.set_mocks` accepts a monitor, but the SDK has no public hook that sees a
+    registration's options (parent, protect, dependencies): this subclass reads them from the
+    RegisterResource request, a protobuf message of Pulumi's engine protocol. tests/test_program.py
+    checks the adapter against the installed SDK and names this class when it breaks.
+    """
 
     def __init__(self, mocks: AzureMocks) -> None:
         super().__init__(mocks)
         self.registrations: list[RegisteredResource] = []
+        self.registered_outputs: dict[str, dict[str, Any]] = {}
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        self.registered_outputs[request.urn] = rpc.deserialize_properties(request.outputs)
+        return super().RegisterResourceOutputs(request)
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
-            registration = self.resources[response.urn]
             self.registrations.append(
                 RegisteredResource(
                     type=request.type,
@@ -186,43 +207,50 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     protect=bool(request.protect),
                     delete_before_replace=bool(request.deleteBeforeReplace),
                     custom=bool(request.custom),
-                    id=registration.id,
-                    state=dict(registration.state),
+                    id=response.id,
+                    state=rpc.deserialize_properties(response.object),
                     property_dependencies={
                         name: frozenset(dependencies.urns)
                         for name, dependencies in request.propertyDependencies.items()
                     },
+                    dependencies=frozenset(request.dependencies),
                 )
             )
         return response
 
 
-def stack_file(stack: str, project_dir: Path = PROJECT_ROOT) -> Path:
-    """Return the path of a stack's settings file, Pulumi.<stack>.yaml."""
-    return project_dir / f"Pulumi.{stack}.yaml"
+class _WarningsTo(logging.Handler):
+    """Keeps the message of every warning logged to it."""
+
+    def __init__(self, warnings: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.warnings = warnings
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno == logging.WARNING:
+            self.warnings.append(record.getMessage())
 
 
-def list_stacks(project_dir: Path = PROJECT_ROOT) -> list[str]:
-    """Return the names of the stacks that have a Pulumi.<stack>.yaml in the project."""
-    return sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in project_dir.glob("Pulumi.*.yaml"))
+def stack_outputs() -> dict[str, Any]:
+    """The SDK adapter's other half: the outputs `pulumi.export` put on the root stack resource.
+
+    Under mocks there is no engine to receive them; the Stack resource keeps them in `outputs`.
+    """
+    outputs = getattr(pulumi.runtime.get_root_resource(), "outputs", None)
+    if not isinstance(outputs, dict):
+        raise EngineError(
+            "The installed Pulumi SDK no longer keeps exported "
+            "values in the root Stack resource's `outputs`; update offline/engine.py's stack_outputs for this SDK."
+        )
+    return outputs
 
 
 def load_stack_config(stack: str, project_dir: Path = PROJECT_ROOT) -> dict[str, Any]:
-    """Read a stack file's project settings, keyed without the namespace, as YAML values."""
-    path = stack_file(stack, project_dir)
-    if not path.is_file():
-        known = ", ".join(list_stacks(project_dir)) or "none"
-        raise EngineError(f"there is no stack file {path.name} (stacks with a file here: {known})")
+    """Read a stack file's project settings, keyed without the namespace; EngineError if it is refused."""
     try:
-        document = yaml.load(path.read_text(), Loader=_StackFileLoader) or {}  # noqa: S506 - a safe loader
-    except yaml.YAMLError as error:
-        raise EngineError(f"{path.name} is not valid YAML: {error}") from None
-    config = document.get("config") if isinstance(document, dict) else None
-    if not isinstance(config or {}, dict):
-        raise EngineError(f"{path.name}: 'config' must be a map of keys to values, not {type(config).__name__}")
-    config = config or {}
-    prefix = f"{CONFIG_NAMESPACE}:"
-    return {key[len(prefix) :]: value for key, value in config.items() if key.startswith(prefix)}
+        return read_stack_config(stack, project_dir)
+    except StackFileError as error:
+        raise EngineError(str(error)) from None
 
 
 def as_cli_value(key: str, value: Any) -> str:
@@ -246,31 +274,55 @@ def run_program(
 ) -> ProgramRun:
     """Run __main__.py for a stack under the mock engine.
 
-    `config` replaces the stack file's settings (keys without the namespace); by default the
-    stack's Pulumi.<stack>.yaml is read. A settings error is returned in `error`, not raised.
+    `config` replaces the stack file's settings (keys without the project's namespace, or fully
+    qualified `<namespace>:<name>` keys); by default the stack's Pulumi.<stack>.yaml is read. A
+    settings error is returned in `error`, not raised.
     """
     values = dict(load_stack_config(stack, project_dir) if config is None else config)
-    cli_config = {f"{CONFIG_NAMESPACE}:{key}": as_cli_value(key, value) for key, value in values.items()}
+    program_file = project_dir / "__main__.py"
+    if not program_file.is_file():
+        raise EngineError(
+            f"there is no Pulumi program {program_file} (give the folder with Pulumi.yaml and __main__.py)"
+        )
+    cli_config = {
+        key if ":" in key else f"{CONFIG_NAMESPACE}:{key}": as_cli_value(key, value) for key, value in values.items()
+    }
     mocks = AzureMocks(identity or OfflineIdentity(), preview=preview)
     monitor = RecordingMonitor(mocks)
-    run = ProgramRun(stack=stack, config=values)
+    run = ProgramRun(stack=stack)
+    # The mock engine hands the program's log messages to a logger: a private one per run (not
+    # registered with logging, so nothing else sees it) keeps this run's warnings.
+    logger = logging.Logger(f"{__name__}.run")
+    logger.addHandler(_WarningsTo(run.warnings))
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[list[Any]]:
+        runpy.run_path(str(program_file), run_name="__main__")
+        exported = stack_outputs()
+        # An output unknown under preview stays None: its apply never runs.
+        run.outputs = dict.fromkeys(exported)
+        resolved = [
+            pulumi.Output.from_input(value).apply(functools.partial(run.outputs.__setitem__, name))
+            for name, value in exported.items()
+        ]
+        return pulumi.Output.all(*resolved)
 
     def execute() -> None:
         # The SDK keeps its settings, config and root stack in context variables: a fresh
         # context per run keeps runs independent of each other.
-        pulumi.runtime.set_mocks(mocks, project=PROJECT_NAME, stack=stack, preview=preview, monitor=monitor)
-        set_all_config(cli_config)
+        pulumi.runtime.set_mocks(
+            mocks, project=PROJECT_NAME, stack=stack, preview=preview, logger=logger, monitor=monitor
+        )
+        pulumi.runtime.set_all_config(cli_config)
         try:
-            _sync_await(run_pulumi_func(lambda: runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")))
+            program()
         except pulumi.RunError as error:
             run.error = str(error)
-            return
-        root = get_root_resource()
-        for name, value in getattr(root, "outputs", {}).items():
-            run.outputs[name] = _sync_await(pulumi.Output.from_input(value).future())
+            run.outputs = {}
 
     contextvars.Context().run(execute)
     run.resources = list(monitor.registrations)
+    run.registered_outputs = dict(monitor.registered_outputs)
     return run

@@ -4,7 +4,8 @@
 
 Runs the program under the mock engine and prints each resource with its type, name and the
 settings that matter, then the stack outputs. Exit codes: 0 rendered; 2 the stack's settings were
-rejected or the stack cannot be read (the message says which and why).
+rejected, or the stack name or its file is one the Pulumi CLI would refuse (the message names
+the file, the line and the fix).
 """
 
 from __future__ import annotations
@@ -16,16 +17,20 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from components.azure import SESSION_EXECUTOR_ROLE_ID, SESSION_EXECUTOR_ROLE_NAME
+from components.azure import (
+    MANAGEMENT_LOCK_TYPE,
+    RESOURCE_GROUP_TYPE,
+    ROLE_ASSIGNMENT_TYPE,
+    SESSION_EXECUTOR_ROLE_ID,
+    SESSION_EXECUTOR_ROLE_NAME,
+    SESSION_POOL_TYPE,
+)
 from components.session_pool import COMPONENT_TYPE
 from offline.engine import (
     OFFLINE_DEPLOYER_OBJECT_ID,
     OFFLINE_SUBSCRIPTION_ID,
     PROJECT_NAME,
     PROJECT_ROOT,
-    RESOURCE_GROUP_TYPE,
-    ROLE_ASSIGNMENT_TYPE,
-    SESSION_POOL_TYPE,
     EngineError,
     ProgramRun,
     RegisteredResource,
@@ -37,11 +42,11 @@ EXIT_CONFIG_ERROR = 2
 
 # Registration order is asynchronous; print in dependency order, siblings by name, so that two
 # plans of the same stack are identical and diff cleanly.
-_TYPE_ORDER = (COMPONENT_TYPE, RESOURCE_GROUP_TYPE, SESSION_POOL_TYPE, ROLE_ASSIGNMENT_TYPE)
+_TYPE_ORDER = (COMPONENT_TYPE, RESOURCE_GROUP_TYPE, SESSION_POOL_TYPE, ROLE_ASSIGNMENT_TYPE, MANAGEMENT_LOCK_TYPE)
 
 
 def ordered(resources: Sequence[RegisteredResource]) -> list[RegisteredResource]:
-    """Resources in a stable order: component, resource group, pool, role assignments by name."""
+    """Resources in a stable order: component, resource group, pool, role assignments by name, lock."""
 
     def rank(resource: RegisteredResource) -> tuple[int, str]:
         known = resource.type in _TYPE_ORDER

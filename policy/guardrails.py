@@ -7,11 +7,13 @@ the program reads them too, so they live once.
 Enforcement:
 - Always mandatory: role assignments grant only the Session Executor role, scoped to a session
   pool; a pool stays inside Azure's session and cooldown limits.
-- Production rules (egress disabled, resource group and pool protected, owner and costCenter
-  tags) come as a pair of policies per rule: `<rule>` is mandatory and checks only production
+- Production rules (egress disabled, resource group and pool protected, resource group locked,
+  owner and costCenter tags) come as a pair of policies per rule: `<rule>` is mandatory and checks only production
   stacks, `<rule>-advisory` is advisory and checks every other stack. pulumi-policy fixes one
   enforcement level per policy, and the stack is read from each resource's URN, so one pack
-  blocks a production deploy and only warns on dev.
+  blocks a production deploy and only warns on dev. The lock rule looks at the whole stack (a
+  resource group and the lock that names it), so it is a stack policy; the others are resource
+  policies.
 
 Unknown values (under `pulumi preview` a role assignment's scope is the id of a pool that does
 not exist yet) are skipped, never reported: each check looks at what is already known.
@@ -24,7 +26,15 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import pulumi.output
-from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyResource,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 from pulumi_policy.proxy import (
     UNKNOWN_ARCHIVE_VALUE,
     UNKNOWN_ARRAY_VALUE,
@@ -40,6 +50,8 @@ from components.azure import (
     CONTRIBUTOR_ROLE_ID,
     COOLDOWN_MAX_SECONDS,
     COOLDOWN_MIN_SECONDS,
+    LOCK_LEVELS,
+    MANAGEMENT_LOCK_TYPE,
     MAX_SESSIONS_LIMIT,
     MIN_SESSIONS,
     OWNER_ROLE_ID,
@@ -50,6 +62,7 @@ from components.azure import (
     SESSION_POOL_TYPE,
     USER_ACCESS_ADMINISTRATOR_ROLE_ID,
 )
+from components.stacks import PRODUCTION_STACK_PREFIX, is_production_stack
 
 PACK_NAME = "dynamic-sessions-guardrails"
 
@@ -61,10 +74,8 @@ RESOURCE_KINDS: Final[Mapping[str, str]] = {
     RESOURCE_GROUP_TYPE: "Resource group",
     SESSION_POOL_TYPE: "Session pool",
     ROLE_ASSIGNMENT_TYPE: "Role assignment",
+    MANAGEMENT_LOCK_TYPE: "Management lock",
 }
-
-# A stack is a production stack when its name starts with this (prod, prod-eu, production...).
-PRODUCTION_STACK_PREFIX = "prod"
 REQUIRED_PRODUCTION_TAGS: Final = ("owner", "costCenter")
 EGRESS_DISABLED = "EgressDisabled"
 
@@ -114,8 +125,11 @@ class _Marker:
 UNKNOWN: Final = _Marker("<unknown until the deploy runs>")
 MISSING: Final = _Marker("<not set>")
 
-# A check reads one resource and returns the problems it found, as sentences for a person.
+# A check reads one resource (or, for a stack check, every resource) and returns the problems it
+# found, as sentences for a person.
 Check = Callable[[ResourceValidationArgs], list[str]]
+# A stack check returns (problem, URN of the resource it is about) pairs.
+StackCheck = Callable[[list[PolicyResource]], list[tuple[str, str]]]
 
 
 def is_unknown(value: Any) -> bool:
@@ -149,11 +163,6 @@ def stack_name(urn: str) -> str:
     head = urn.split("::", 1)[0]
     parts = head.split(":", 2)
     return parts[2] if len(parts) == 3 and parts[0] == "urn" else ""
-
-
-def is_production_stack(stack: str) -> bool:
-    """Tell whether a stack is a production stack (its name starts with 'prod')."""
-    return stack.lower().startswith(PRODUCTION_STACK_PREFIX)
 
 
 def describe(args: ResourceValidationArgs) -> str:
@@ -340,6 +349,34 @@ def check_ownership_tags(args: ResourceValidationArgs) -> list[str]:
     ]
 
 
+def check_resource_group_locked(resources: list[PolicyResource]) -> list[tuple[str, str]]:
+    """Production resource groups must carry a CanNotDelete or ReadOnly management lock."""
+    # (group it locks, level) of every lock; under preview the group is unknown, and counts.
+    locks = [
+        (lookup(resource.props, "resourceGroupName"), lookup(resource.props, "level"))
+        for resource in resources
+        if resource.resource_type == MANAGEMENT_LOCK_TYPE
+    ]
+    problems = []
+    for group in (resource for resource in resources if resource.resource_type == RESOURCE_GROUP_TYPE):
+        name = lookup(group.props, "resourceGroupName")
+        if any(
+            (locked is UNKNOWN or name is UNKNOWN or locked == name) and (level is UNKNOWN or level in LOCK_LEVELS)
+            for locked, level in locks
+        ):
+            continue
+        problems.append(
+            (
+                f"Resource group '{group.name}' has no {' or '.join(LOCK_LEVELS)} management lock, so anyone with "
+                "delete rights can remove it, and the session pool with it, outside Pulumi (in the portal or the "
+                "Azure CLI); production stacks must lock the resource group. "
+                f"Set dynamic-sessions:lock: {LOCK_LEVELS[0]} in the stack's config.",
+                group.urn,
+            )
+        )
+    return problems
+
+
 # --- Policies --------------------------------------------------------------------------------
 
 
@@ -364,15 +401,53 @@ def _production_validation(
         if is_production_stack(stack) != production:
             return
         for problem in check(args):
-            if not production:
-                problem += (
-                    f" (Advisory on stack '{stack}'; mandatory on production stacks, whose names start with "
-                    f"'{PRODUCTION_STACK_PREFIX}'.)"
-                )
-            report_violation(problem, None)
+            report_violation(problem if production else problem + _advisory_suffix(stack), None)
 
     validate.__doc__ = check.__doc__
     return validate
+
+
+def _advisory_suffix(stack: str) -> str:
+    return (
+        f" (Advisory on stack '{stack}'; mandatory on production stacks, whose names start with "
+        f"'{PRODUCTION_STACK_PREFIX}'.)"
+    )
+
+
+def _production_stack_validation(
+    check: StackCheck, *, production: bool
+) -> Callable[[StackValidationArgs, ReportViolation], None]:
+    """Run a stack check only on production stacks (production=True) or only on the others."""
+
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        if not args.resources:
+            return
+        stack = stack_name(args.resources[0].urn)
+        if is_production_stack(stack) != production:
+            return
+        for problem, urn in check(list(args.resources)):
+            report_violation(problem if production else problem + _advisory_suffix(stack), urn)
+
+    validate.__doc__ = check.__doc__
+    return validate
+
+
+def _production_stack_pair(name: str, description: str, check: StackCheck) -> list[StackValidationPolicy]:
+    """Build `<name>` (mandatory, production stacks) and `<name>-advisory` (advisory, other stacks)."""
+    return [
+        StackValidationPolicy(
+            name=name,
+            description=f"{description} (production stacks).",
+            validate=_production_stack_validation(check, production=True),
+            enforcement_level=EnforcementLevel.MANDATORY,
+        ),
+        StackValidationPolicy(
+            name=f"{name}-advisory",
+            description=f"{description} (advisory outside production).",
+            validate=_production_stack_validation(check, production=False),
+            enforcement_level=EnforcementLevel.ADVISORY,
+        ),
+    ]
 
 
 def _production_pair(name: str, description: str, check: Check) -> list[ResourceValidationPolicy]:
@@ -417,7 +492,7 @@ session_pool_limits = ResourceValidationPolicy(
     enforcement_level=EnforcementLevel.MANDATORY,
 )
 
-POLICIES: list[ResourceValidationPolicy] = [
+POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     session_executor_role_only,
     role_assignment_scoped_to_pool,
     session_pool_limits,
@@ -434,11 +509,16 @@ POLICIES: list[ResourceValidationPolicy] = [
         "The resource group and the session pool carry owner and costCenter tags",
         check_ownership_tags,
     ),
+    *_production_stack_pair(
+        "production-resource-group-locked",
+        "The resource group carries a CanNotDelete or ReadOnly management lock",
+        check_resource_group_locked,
+    ),
 ]
 
 
 def policies_by_name(
-    policies: Iterable[ResourceValidationPolicy] = POLICIES,
-) -> dict[str, ResourceValidationPolicy]:
+    policies: Iterable[ResourceValidationPolicy | StackValidationPolicy] = POLICIES,
+) -> dict[str, ResourceValidationPolicy | StackValidationPolicy]:
     """Index policies by name (handy in tests and tools)."""
     return {policy.name: policy for policy in policies}

@@ -8,18 +8,20 @@
 #   CONFIRM  must repeat STACK. Required when standard input is not a terminal (CI); at a
 #            terminal the script asks for the stack name instead, and `pulumi destroy` then
 #            shows what it will delete and asks once more.
-#   --check  only check that STACK may be destroyed (named, not protected); change nothing.
+#   --check  only check that STACK may be destroyed (named, not protected, not locked); change nothing.
 #
-# Protected stacks are refused: a stack whose Pulumi.<stack>.yaml sets
-# dynamic-sessions:protect: true, and a production stack (name starting with "prod") unless its
-# file explicitly sets protect: false. Pulumi itself also refuses to delete protected resources.
+# Protected and locked stacks are refused: a stack whose Pulumi.<stack>.yaml sets
+# dynamic-sessions:protect: true or a dynamic-sessions:lock other than none, and a production
+# stack (its name starts with the prefix components/stacks.py defines) unless its file
+# explicitly sets protect: false. Pulumi itself also refuses to delete protected resources. A
+# lock is no obstacle to `pulumi destroy` itself (the lock depends on everything it guards, so
+# Pulumi deletes it first): refusing here is what makes lifting it a reviewed change.
 # The stack itself is kept (no --remove): its history stays until `pulumi stack rm <stack>`.
 #
 # Exit status: 0 destroyed (or --check passed), 1 refused or pulumi failed, 2 usage error.
 set -euo pipefail
 
 readonly CONFIG_NAMESPACE="dynamic-sessions"
-readonly PRODUCTION_PREFIX="prod"
 readonly STACK_NAME_PATTERN='^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*){0,2}$'
 readonly EXIT_REFUSED=1
 readonly EXIT_USAGE=2
@@ -40,23 +42,32 @@ usage_error() {
     exit "$EXIT_USAGE"
 }
 
-# Print the value of dynamic-sessions:protect in a stack file, lowercased and unquoted ("" if unset).
-protect_setting() {
-    local file="$1"
+# Print the value of dynamic-sessions:<key> in a stack file, unquoted ("" if unset).
+stack_setting() {
+    local file="$1" key="$2"
     [ -f "$file" ] || return 0
-    sed -nE "s/^[[:space:]]*${CONFIG_NAMESPACE}:protect:[[:space:]]*['\"]?([^'\"#[:space:]]*)['\"]?[[:space:]]*(#.*)?\$/\\1/p" \
-        "$file" | tail -n 1 | tr '[:upper:]' '[:lower:]'
+    sed -nE "s/^[[:space:]]*${CONFIG_NAMESPACE}:${key}:[[:space:]]*['\"]?([^'\"#[:space:]]*)['\"]?[[:space:]]*(#.*)?\$/\\1/p" \
+        "$file" | tail -n 1
+}
+
+# The production prefix is defined once, in components/stacks.py (standard library only, so any
+# python3 runs it, before a virtualenv exists).
+production_prefix() {
+    python3 "$PROJECT_DIR/components/stacks.py" production-prefix 2>/dev/null ||
+        refuse "cannot tell whether '$STACK' is a production stack: 'python3 components/stacks.py production-prefix' failed; install Python 3 and run this from a clone of the project."
 }
 
 how_to_lift_protection() {
     local stack="$1" file="$2"
     cat >&2 <<EOF
 To tear it down deliberately:
-  1. In a reviewed pull request, set '${CONFIG_NAMESPACE}:protect: false' in ${file}.
+  1. In a reviewed pull request, set '${CONFIG_NAMESPACE}:protect: false' in ${file}, and
+     '${CONFIG_NAMESPACE}:lock: none' if it sets a lock.
   2. Take the protection off the deployed resources: 'pulumi state unprotect --all --stack ${stack}'
-     (or 'pulumi up --stack ${stack}' with the new setting; the deploy pipeline will not do this for a
-     production stack, because the policy pack requires production resources to be protected).
-  3. Run this again: make destroy STACK=${stack} CONFIRM=${stack}, or the Destroy workflow.
+     (or 'pulumi up --stack ${stack}' with the new settings; the deploy pipeline will not do this for a
+     production stack, because the policy pack requires production resources to be protected and locked).
+  3. Run this again: make destroy STACK=${stack} CONFIRM=${stack}, or the Destroy workflow. The
+     management lock needs no step of its own: 'pulumi destroy' deletes it before what it guards.
 EOF
 }
 
@@ -73,7 +84,8 @@ STACK="${STACK:-}"
 
 short_name="${STACK##*/}"
 stack_file="Pulumi.${short_name}.yaml"
-protect="$(protect_setting "$PROJECT_DIR/$stack_file")"
+protect="$(stack_setting "$PROJECT_DIR/$stack_file" protect | tr '[:upper:]' '[:lower:]')"
+lock="$(stack_setting "$PROJECT_DIR/$stack_file" lock)"
 
 case "$protect" in
     true)
@@ -87,14 +99,27 @@ case "$protect" in
         ;;
 esac
 
-if [[ "${short_name,,}" == "$PRODUCTION_PREFIX"* ]] && [ "$protect" != "false" ]; then
-    echo "destroy: stack '$STACK' is a production stack (its name starts with '$PRODUCTION_PREFIX'), which counts as protected unless $stack_file sets ${CONFIG_NAMESPACE}:protect: false." >&2
+case "$lock" in
+    none | "") ;;
+    CanNotDelete | ReadOnly)
+        echo "destroy: stack '$STACK' is locked: $stack_file sets ${CONFIG_NAMESPACE}:lock: $lock." >&2
+        how_to_lift_protection "$STACK" "$stack_file"
+        refuse "refused to destroy the locked stack '$STACK'."
+        ;;
+    *)
+        refuse "$stack_file sets ${CONFIG_NAMESPACE}:lock to '$lock', which is not none, CanNotDelete or ReadOnly; fix it before tearing '$STACK' down."
+        ;;
+esac
+
+production_prefix="$(production_prefix)"
+if [[ "${short_name,,}" == "$production_prefix"* ]] && [ "$protect" != "false" ]; then
+    echo "destroy: stack '$STACK' is a production stack (its name starts with '$production_prefix'), which counts as protected unless $stack_file sets ${CONFIG_NAMESPACE}:protect: false." >&2
     how_to_lift_protection "$STACK" "$stack_file"
     refuse "refused to destroy the production stack '$STACK'."
 fi
 
 if [ "$check_only" = true ]; then
-    echo "destroy: stack '$STACK' is not protected; it may be destroyed once the confirmation matches."
+    echo "destroy: stack '$STACK' is neither protected nor locked; it may be destroyed once the confirmation matches."
     exit 0
 fi
 
@@ -107,7 +132,7 @@ if [ -n "${CONFIRM:-}" ]; then
     [ "$CONFIRM" = "$STACK" ] ||
         refuse "CONFIRM='$CONFIRM' does not repeat STACK='$STACK'; set CONFIRM to exactly the stack name."
 elif [ "$interactive" = true ]; then
-    echo "This deletes every resource of stack '$STACK': its resource group, session pool and role assignments." >&2
+    echo "This deletes every resource of stack '$STACK': its resource group, session pool, role assignments and any management lock." >&2
     printf "Type the stack name to confirm: " >&2
     answer=""
     read -r answer || true

@@ -14,7 +14,8 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from offline.engine import ProgramRun, list_stacks, run_program  # noqa: E402
+from offline.engine import ProgramRun, run_program  # noqa: E402
+from offline.stack_file import list_stacks  # noqa: E402
 
 if TYPE_CHECKING:
     from localpool import LocalPool

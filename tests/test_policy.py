@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pulumi.output
 import pytest
+from conftest import SHIPPED_STACKS
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_policy import EnforcementLevel
@@ -19,10 +20,12 @@ from components.azure import (
     CONTRIBUTOR_ROLE_ID,
     COOLDOWN_MAX_SECONDS,
     COOLDOWN_MIN_SECONDS,
+    MANAGEMENT_LOCK_TYPE,
     MAX_SESSIONS_LIMIT,
     MIN_SESSIONS,
     OWNER_ROLE_ID,
     SESSION_EXECUTOR_ROLE_ID,
+    SESSION_EXECUTOR_ROLE_NAME,
     USER_ACCESS_ADMINISTRATOR_ROLE_ID,
     role_definition_id,
 )
@@ -42,10 +45,12 @@ from policy.run_offline import Violation, evaluate
 from tests.support.policy_helpers import (
     EXECUTOR_ROLE,
     POOL_SCOPE,
+    RESOURCE_GROUP,
     SUBSCRIPTION_ID,
     UNKNOWN_NUMBER,
     UNKNOWN_STRING,
     FakeRegisteredResource,
+    lock_props,
     make_args,
     pool_props,
     resource_group_props,
@@ -60,12 +65,10 @@ ROLE_ONLY = BY_NAME["session-executor-role-only"]
 POOL_SCOPED = BY_NAME["role-assignment-scoped-to-session-pool"]
 LIMITS = BY_NAME["session-pool-within-limits"]
 PRODUCTION_RULES = ("production-egress-disabled", "production-resources-protected", "production-ownership-tags")
+LOCK_RULE = "production-resource-group-locked"
 READER_ROLE_ID = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
-SHIPPED_STACKS = sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in PROJECT_ROOT.glob("Pulumi.*.yaml"))
 
-ALLOWED_ROLE = (
-    "only the Azure ContainerApps Session Executor role (0fb8eba5-a2bb-4abe-b1c1-49dfad359bb0) may be assigned"
-)
+ALLOWED_ROLE = f"only the {SESSION_EXECUTOR_ROLE_NAME} role ({SESSION_EXECUTOR_ROLE_ID}) may be assigned"
 POOL_SHAPE = "/subscriptions/<sub>/resourceGroups/<group>/providers/Microsoft.App/sessionPools/<pool>"
 
 
@@ -79,7 +82,7 @@ def role_assignment(**kwargs: object) -> object:
 def test_policy_names_are_unique_and_every_production_rule_comes_as_a_pair() -> None:
     names = [policy.name for policy in POLICIES]
     assert len(names) == len(set(names))
-    for rule in PRODUCTION_RULES:
+    for rule in (*PRODUCTION_RULES, LOCK_RULE):
         assert BY_NAME[rule].enforcement_level == EnforcementLevel.MANDATORY
         assert BY_NAME[f"{rule}-advisory"].enforcement_level == EnforcementLevel.ADVISORY
     for policy in (ROLE_ONLY, POOL_SCOPED, LIMITS):
@@ -414,6 +417,65 @@ def test_lookup_reports_unknown_and_missing_without_raising() -> None:
     assert lookup(args.props, "d") == 1.0
 
 
+# --- The resource group lock: a stack policy pair ----------------------------------------------
+
+LOCK_MESSAGE = (
+    "Resource group 'pool-rg' has no CanNotDelete or ReadOnly management lock, so anyone with delete rights can "
+    "remove it, and the session pool with it, outside Pulumi (in the portal or the Azure CLI); production stacks "
+    "must lock the resource group. Set dynamic-sessions:lock: CanNotDelete in the stack's config."
+)
+
+
+def lock_violations(resources: list[FakeRegisteredResource]) -> list[tuple[str, str, str]]:
+    """(policy, resource name, message) of each lock-rule violation over `resources`."""
+    return [
+        (v.policy, v.urn.rsplit("::", 1)[-1], v.message)
+        for v in evaluate(resources, [BY_NAME[LOCK_RULE], BY_NAME[f"{LOCK_RULE}-advisory"]])
+    ]
+
+
+def group(stack: str = "prod", name: object = RESOURCE_GROUP) -> FakeRegisteredResource:
+    props = {**resource_group_props(), "resourceGroupName": name}
+    return FakeRegisteredResource(RESOURCE_GROUP_TYPE, "pool-rg", props, stack=stack, protect=True)
+
+
+def lock(stack: str = "prod", **kwargs: object) -> FakeRegisteredResource:
+    return FakeRegisteredResource(MANAGEMENT_LOCK_TYPE, "pool-lock", lock_props(**kwargs), stack=stack, protect=True)
+
+
+@pytest.mark.parametrize("level", ["CanNotDelete", "ReadOnly", UNKNOWN_STRING])
+def test_a_locked_production_group_passes(level: str) -> None:
+    assert lock_violations([group(), lock(level=level)]) == []
+
+
+def test_an_unlocked_production_group_is_refused() -> None:
+    assert lock_violations([group()]) == [(LOCK_RULE, "pool-rg", LOCK_MESSAGE)]
+
+
+@pytest.mark.parametrize(
+    "other_lock",
+    [{"level": "NotSpecified"}, {"resource_group": "rg-someone-else"}],
+    ids=["level-not-specified", "other-group"],
+)
+def test_a_lock_that_does_not_guard_the_group_does_not_count(other_lock: dict[str, str]) -> None:
+    assert lock_violations([group(), lock(**other_lock)]) == [(LOCK_RULE, "pool-rg", LOCK_MESSAGE)]
+
+
+def test_under_preview_a_lock_on_a_group_not_yet_named_counts() -> None:
+    assert lock_violations([group(), lock(resource_group=UNKNOWN_STRING)]) == []
+    assert lock_violations([group(name=UNKNOWN_STRING), lock()]) == []
+
+
+def test_an_unlocked_group_is_only_an_advisory_outside_production() -> None:
+    assert lock_violations([group(stack="dev")]) == [
+        (
+            f"{LOCK_RULE}-advisory",
+            "pool-rg",
+            LOCK_MESSAGE + " (Advisory on stack 'dev'; mandatory on production stacks, whose names start with 'prod'.)",
+        )
+    ]
+
+
 # --- The pack as the Pulumi CLI runs it -----------------------------------------------------------
 
 
@@ -474,6 +536,23 @@ def test_served_pack_blocks_prod_and_only_warns_on_dev(served_pack: analyzer_pb2
     ]
 
 
+def test_served_pack_refuses_an_unlocked_production_group(served_pack: analyzer_pb2_grpc.AnalyzerStub) -> None:
+    properties = struct_pb2.Struct()
+    properties.update(resource_group_props())
+    unlocked = analyzer_pb2.AnalyzerResource(
+        type=RESOURCE_GROUP_TYPE,
+        properties=properties,
+        urn=f"urn:pulumi:prod::dynamic-sessions::{RESOURCE_GROUP_TYPE}::pool-rg",
+        name="pool-rg",
+        options=analyzer_pb2.AnalyzerResourceOptions(protect=True),
+    )
+    diagnostics = served_pack.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[unlocked])).diagnostics
+    # The served pack puts the policy's description on the line before the message.
+    assert [(d.policyName, d.enforcementLevel, d.urn, d.message.splitlines()[-1]) for d in diagnostics] == [
+        (LOCK_RULE, analyzer_pb2.MANDATORY, unlocked.urn, LOCK_MESSAGE)
+    ]
+
+
 def test_served_pack_checks_what_it_can_during_preview(served_pack: analyzer_pb2_grpc.AnalyzerStub) -> None:
     owner = role_definition_id(SUBSCRIPTION_ID, OWNER_ROLE_ID)
     diagnostics = analyze(
@@ -491,10 +570,6 @@ def mandatory(found: list[Violation]) -> list[tuple[str, str]]:
     return [(v.policy, v.urn.rsplit("::", 1)[-1]) for v in found if v.mandatory]
 
 
-def test_there_are_shipped_stacks() -> None:
-    assert {"dev", "prod"} <= set(SHIPPED_STACKS)
-
-
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
 @pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
 def test_every_shipped_stack_passes_the_mandatory_policies(stack: str, preview: bool) -> None:
@@ -510,19 +585,20 @@ def test_every_shipped_stack_passes_the_mandatory_policies(stack: str, preview: 
 def test_dev_gets_only_advisories_about_production_rules(stack_runs: dict[str, ProgramRun]) -> None:
     found = evaluate(stack_runs["dev"].resources)
     assert found, "dev (egress enabled, unprotected, untagged) should draw advisories"
-    assert {v.policy for v in found} <= {f"{rule}-advisory" for rule in PRODUCTION_RULES}
+    assert {v.policy for v in found} <= {f"{rule}-advisory" for rule in (*PRODUCTION_RULES, LOCK_RULE)}
     assert all(v.enforcement_level == EnforcementLevel.ADVISORY for v in found)
 
 
 def test_a_careless_production_config_is_caught() -> None:
     config = load_stack_config("prod")
-    config.update(networkStatus="EgressEnabled", protect=False, tags={"costCenter": "cc-1234"})
+    config.update(networkStatus="EgressEnabled", protect=False, lock="none", tags={"costCenter": "cc-1234"})
     run = run_program("prod", config=config)
     assert run.error is None
     assert sorted(mandatory(evaluate(run.resources))) == [
         ("production-egress-disabled", "pool-pool"),
         ("production-ownership-tags", "pool-pool"),
         ("production-ownership-tags", "pool-rg"),
+        ("production-resource-group-locked", "pool-rg"),
         ("production-resources-protected", "pool-pool"),
         ("production-resources-protected", "pool-rg"),
     ]
@@ -530,12 +606,12 @@ def test_a_careless_production_config_is_caught() -> None:
 
 def test_the_same_careless_config_only_warns_outside_production() -> None:
     config = load_stack_config("prod")
-    config.update(networkStatus="EgressEnabled", protect=False, tags={"costCenter": "cc-1234"})
+    config.update(networkStatus="EgressEnabled", protect=False, lock="none", tags={"costCenter": "cc-1234"})
     run = run_program("staging", config=config)
     assert run.error is None
     found = evaluate(run.resources)
     assert mandatory(found) == []
-    assert len(found) == 5
+    assert len(found) == 6
 
 
 def test_out_of_range_pools_and_wide_role_assignments_are_caught_by_the_pack() -> None:

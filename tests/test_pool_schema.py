@@ -1,4 +1,4 @@
-"""The pool the program declares is valid for Azure's own session-pool API description.
+"""The pool and the lock the program declares are valid for Azure's own API descriptions.
 
 Azure's spec (tests/data, source in SOURCES.md) is Swagger 2.0; it is turned into JSON Schema here:
 `$ref`s into the same file are inlined, enums marked `modelAsString` are open, read-only properties
@@ -23,7 +23,8 @@ import jsonschema
 import pytest
 from conftest import SHIPPED_STACKS
 
-from offline.engine import SESSION_POOL_TYPE, ProgramRun
+from components.azure import LOCK_LEVELS, MANAGEMENT_LOCK_TYPE, SESSION_POOL_TYPE
+from offline.engine import ProgramRun, run_program
 
 SPEC_FILE = "resource-manager__Microsoft.App__ContainerApps__2026-01-01__SessionPools.json"
 EXAMPLE_FILE = (
@@ -149,3 +150,57 @@ def test_schema_catches_wire_mistakes(
     with pytest.raises(jsonschema.ValidationError) as caught:
         validate(body, session_pool_schema(spec))
     assert message in str(caught.value)
+
+
+# --- The management lock (Microsoft.Authorization/locks, 2020-05-01) ------------------------------
+
+LOCK_SPEC_FILE = "resource-manager__Microsoft.Authorization__locks__2020-05-01__locks.excerpt.json"
+LOCK_PATH_PARAMETERS = {"resourceGroupName", "lockName"}
+
+
+@pytest.fixture(scope="module")
+def lock_spec(data_dir: Path) -> dict[str, Any]:
+    return json.loads((data_dir / LOCK_SPEC_FILE).read_text())
+
+
+def lock_schema(lock_spec: dict[str, Any], *, closed_enums: bool = False) -> dict[str, Any]:
+    definitions = lock_spec["definitions"]
+    return convert(definitions["ManagementLockObject"], definitions, closed_enums=closed_enums)
+
+
+def lock_body(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Shape the lock's Pulumi wire inputs as the PUT body the provider sends."""
+    return {"properties": {key: value for key, value in inputs.items() if key not in LOCK_PATH_PARAMETERS}}
+
+
+@pytest.mark.parametrize("level", LOCK_LEVELS)
+def test_lock_matches_azure_lock_schema_with_the_spec_levels(lock_spec: dict[str, Any], level: str) -> None:
+    lock = run_program("dev", {"lock": level}).one(MANAGEMENT_LOCK_TYPE)
+    body = lock_body(lock.inputs)
+    assert set(body["properties"]) == {"level", "notes"}
+    # Closed enums: each level this project allows is one the spec lists.
+    validate(body, lock_schema(lock_spec, closed_enums=True))
+
+
+def test_lock_path_parameters_keep_to_the_spec(stack_runs: dict[str, ProgramRun], lock_spec: dict[str, Any]) -> None:
+    lock = stack_runs["prod"].one(MANAGEMENT_LOCK_TYPE)
+    # The excerpt keeps one path: the PUT of a lock at resource group level.
+    [path] = lock_spec["paths"].values()
+    parameters = {p["name"]: p for p in path["put"]["parameters"]}
+    group_rule = parameters["resourceGroupName"]
+    group = lock.inputs["resourceGroupName"]
+    assert re.fullmatch(group_rule["pattern"], group) and len(group) <= group_rule["maxLength"]
+    # The lock name's rule is prose in the spec: at most 260 characters, none of < > % & : \ ? /.
+    assert "maximum of 260 characters" in parameters["lockName"]["description"]
+    name = lock.inputs["lockName"]
+    assert len(name) <= 260 and not set(name) & set("<>%&:\\?/")
+
+
+def test_lock_schema_catches_wire_mistakes(lock_spec: dict[str, Any]) -> None:
+    body = lock_body(run_program("dev", {"lock": "CanNotDelete"}).one(MANAGEMENT_LOCK_TYPE).inputs)
+    for broken in (
+        {"properties": {"lockLevel": "CanNotDelete"}},
+        {"properties": {**body["properties"], "level": "Delete"}},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            validate(broken, lock_schema(lock_spec, closed_enums=True))

@@ -6,24 +6,31 @@ every assertion below runs; each test also checks how many resources it looked a
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import SHIPPED_STACKS
 from pulumi.output import Unknown
 
 from components.access import role_assignment_name
-from components.azure import SESSION_EXECUTOR_ROLE_ID
+from components.azure import (
+    MANAGEMENT_LOCK_TYPE,
+    RESOURCE_GROUP_TYPE,
+    ROLE_ASSIGNMENT_TYPE,
+    SESSION_EXECUTOR_ROLE_ID,
+    SESSION_POOL_TYPE,
+)
+from components.session_pool import COMPONENT_TYPE
 from offline.engine import (
     OFFLINE_DEPLOYER_OBJECT_ID,
     OFFLINE_SUBSCRIPTION_ID,
-    RESOURCE_GROUP_TYPE,
-    ROLE_ASSIGNMENT_TYPE,
-    SESSION_POOL_TYPE,
+    EngineError,
     OfflineIdentity,
     ProgramRun,
     run_program,
+    stack_outputs,
 )
 
-COMPONENT_TYPE = "dynamic-sessions:index:CodeInterpreterPool"
 SUB = OFFLINE_SUBSCRIPTION_ID
 EXECUTOR_ROLE = f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{SESSION_EXECUTOR_ROLE_ID}"
 PROD_GROUP = "3f2b8c1e-6d4a-4e7b-9a5c-1d2e3f4a5b6c"
@@ -61,6 +68,7 @@ EXPECTED = {
         },
         "executors": {OFFLINE_DEPLOYER_OBJECT_ID: "User"},
         "protect": False,
+        MANAGEMENT_LOCK_TYPE: None,
     },
     "prod": {
         RESOURCE_GROUP_TYPE: {
@@ -83,6 +91,13 @@ EXPECTED = {
         },
         "executors": {OFFLINE_DEPLOYER_OBJECT_ID: "ServicePrincipal", PROD_GROUP: "Group"},
         "protect": True,
+        MANAGEMENT_LOCK_TYPE: {
+            "resourceGroupName": "rg-dynamic-sessions-prod",
+            "lockName": "dynamicsessionsprod-lock",
+            "level": "CanNotDelete",
+            "notes": "Managed by Pulumi stack prod of project dynamic-sessions. To lift it, set "
+            "dynamic-sessions:lock to none and run pulumi up (docs/teardown.md).",
+        },
     },
 }
 
@@ -138,7 +153,8 @@ def test_every_resource_is_a_child_of_the_component(stack_runs: dict[str, Progra
     run = stack_runs[stack]
     component = run.one(COMPONENT_TYPE)
     children = [resource for resource in run.resources if resource is not component]
-    assert len(children) == 2 + len(EXPECTED[stack]["executors"])
+    locks = 1 if EXPECTED[stack][MANAGEMENT_LOCK_TYPE] else 0
+    assert len(children) == 2 + len(EXPECTED[stack]["executors"]) + locks
     for child in children:
         assert child.parent == component.urn
         assert child.name.startswith(f"{component.name}-")
@@ -161,6 +177,7 @@ def test_stack_outputs(stack_runs: dict[str, ProgramRun], stack: str) -> None:
         "containerType": "NodeLTS",
         "networkStatus": expected_pool["sessionNetworkConfiguration"]["status"],
         "executorPrincipalIds": list(EXPECTED[stack]["executors"]),
+        "lock": (EXPECTED[stack][MANAGEMENT_LOCK_TYPE] or {"level": "none"})["level"],
     }
     assert group.state["name"] == run.outputs["resourceGroupName"]
     assert pool.id == (
@@ -185,7 +202,7 @@ def test_role_definition_and_deployer_come_from_the_client_config_invoke() -> No
 
 def test_two_runs_give_identical_names() -> None:
     first, second = run_program("prod"), run_program("prod")
-    assert len(first.resources) == len(second.resources) == 5
+    assert len(first.resources) == len(second.resources) == 6
 
     def names(run: ProgramRun) -> list[tuple[str, str, str]]:
         return sorted((r.type, r.name, str(r.inputs.get("roleAssignmentName"))) for r in run.resources)
@@ -262,7 +279,7 @@ def test_custom_names_are_used_as_given() -> None:
 def test_first_preview_has_unknowns_only_where_resources_feed_each_other() -> None:
     preview, update = run_program("prod", preview=True), run_program("prod")
     assert preview.error is None
-    assert len(preview.resources) == len(update.resources) == 5
+    assert len(preview.resources) == len(update.resources) == 6
     unknown = {
         (resource.name, key)
         for resource in preview.resources
@@ -271,6 +288,7 @@ def test_first_preview_has_unknowns_only_where_resources_feed_each_other() -> No
     }
     assert unknown == {
         ("pool-pool", "resourceGroupName"),
+        ("pool-lock", "resourceGroupName"),
         ("pool-executor-deployer", "scope"),
         (f"pool-executor-{PROD_GROUP}", "scope"),
     }
@@ -297,3 +315,87 @@ def test_pool_waits_for_its_group_and_roles_wait_for_the_pool(stack_runs: dict[s
     for assignment in assignments:
         # The scope is the pool's own output, so Azure sees the pool before its role assignments.
         assert assignment.property_dependencies["scope"] == {pool.urn}
+
+
+# --- The management lock -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_lock_inputs_are_exact(stack_runs: dict[str, ProgramRun], stack: str) -> None:
+    run = stack_runs[stack]
+    expected = EXPECTED[stack][MANAGEMENT_LOCK_TYPE]
+    locks = run.by_type(MANAGEMENT_LOCK_TYPE)
+    assert [lock.inputs for lock in locks] == ([expected] if expected else [])
+    for lock in locks:
+        # Never `protect`ed (lock: none must delete it with a plain pulumi up, even on a protected
+        # stack), and replaced delete-first (its name is fixed).
+        assert lock.protect is False
+        assert lock.delete_before_replace
+
+
+def test_the_lock_comes_last_so_destroy_removes_it_first(stack_runs: dict[str, ProgramRun]) -> None:
+    run = stack_runs["prod"]
+    group, pool, lock = run.one(RESOURCE_GROUP_TYPE), run.one(SESSION_POOL_TYPE), run.one(MANAGEMENT_LOCK_TYPE)
+    assignments = run.by_type(ROLE_ASSIGNMENT_TYPE)
+    assert len(assignments) == 2
+    # Created after everything it guards (a ReadOnly lock would refuse them otherwise); Pulumi
+    # deletes dependents first, so `pulumi destroy` deletes the lock before the rest.
+    assert lock.property_dependencies["resourceGroupName"] == {group.urn}
+    assert lock.dependencies == {group.urn, pool.urn, *(assignment.urn for assignment in assignments)}
+    assert lock.id == f"{group.id}/providers/Microsoft.Authorization/locks/dynamicsessionsprod-lock"
+
+
+@pytest.mark.parametrize("level", ["CanNotDelete", "ReadOnly"])
+def test_each_lock_level_is_sent_as_given(level: str) -> None:
+    run = run_program("dev", {"lock": level})
+    assert run.one(MANAGEMENT_LOCK_TYPE).inputs["level"] == level
+    assert run.outputs["lock"] == level
+
+
+def test_no_lock_by_default_and_with_none() -> None:
+    for config in ({}, {"lock": "none"}):
+        run = run_program("dev", config)
+        assert run.error is None and len(run.resources) == 4
+        assert run.by_type(MANAGEMENT_LOCK_TYPE) == []
+        assert run.outputs["lock"] == "none"
+
+
+# --- The component's contract and the SDK adapter ---------------------------------------------
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_the_component_registers_every_stack_output(stack_runs: dict[str, ProgramRun], stack: str) -> None:
+    run = stack_runs[stack]
+    component = run.one(COMPONENT_TYPE)
+    # register_outputs reaches the engine as the component's outputs: the same names the stack exports.
+    assert run.registered_outputs[component.urn] == run.outputs
+    assert run.outputs["poolManagementEndpoint"].startswith("https://")
+
+
+def test_the_sdk_adapter_still_sees_registrations_and_exports() -> None:
+    run = run_program("dev")
+    adapter = "offline/engine.py's SDK adapter (RecordingMonitor, stack_outputs)"
+    assert run.resources, f"{adapter} saw no registration under this Pulumi SDK"
+    assert all(resource.urn.startswith("urn:pulumi:dev::") for resource in run.resources), adapter
+    assert run.outputs.get("resourceGroupName") == "rg-dynamic-sessions-dev", f"{adapter} lost the stack outputs"
+
+
+def test_the_adapter_says_what_broke_when_the_sdk_keeps_no_outputs() -> None:
+    # Outside a program run there is no root Stack resource: the same state a changed SDK would leave.
+    with pytest.raises(EngineError, match=re.escape("update offline/engine.py's stack_outputs")):
+        stack_outputs()
+
+
+# --- Config keys nothing reads ------------------------------------------------------------------
+
+
+def test_a_key_in_a_misspelled_namespace_is_warned_about_under_pulumi_up() -> None:
+    # The offline plan refuses such a stack file; under the real CLI the program is what can tell.
+    run = run_program("dev", {"dynamic-session:maxSessions": "0", "azure-native:location": "westus"})
+    assert run.error is None
+    assert run.warnings == [
+        "The config key 'dynamic-session:maxSessions' is read by nothing (this program reads "
+        "dynamic-sessions:<name>), so it has no effect; did you mean dynamic-sessions:maxSessions? "
+        "Fix or remove it in the stack file."
+    ]
+    assert run_program("dev").warnings == []

@@ -16,10 +16,11 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UNKNOWN_NUMBER_VALUE, UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from components.azure import SESSION_EXECUTOR_ROLE_ID, role_definition_id, session_pool_id
+from components.session_pool import COMPONENT_TYPE
+from components.settings import CONFIG_NAMESPACE
 from policy.guardrails import RESOURCE_GROUP_TYPE, ROLE_ASSIGNMENT_TYPE, SESSION_POOL_TYPE
 
-PROJECT = "dynamic-sessions"
-COMPONENT_TYPE = "dynamic-sessions:index:CodeInterpreterPool"
+PROJECT = CONFIG_NAMESPACE
 SUBSCRIPTION_ID = "11111111-2222-4333-8444-555555555555"
 RESOURCE_GROUP = "rg-dynamic-sessions-test"
 POOL_NAME = "dynamicsessionstest"
@@ -127,6 +128,11 @@ def role_assignment_props(*, role: Any = EXECUTOR_ROLE, scope: Any = POOL_SCOPE)
     }
 
 
+def lock_props(*, level: Any = "CanNotDelete", resource_group: Any = RESOURCE_GROUP) -> dict[str, Any]:
+    """A resource group management lock's wire inputs."""
+    return {"resourceGroupName": resource_group, "lockName": f"{POOL_NAME}-lock", "level": level, "notes": "n"}
+
+
 @dataclass(frozen=True)
 class FakeRegisteredResource:
     """A resource shaped like the offline harness's RegisteredResource, built by hand."""
@@ -137,8 +143,6 @@ class FakeRegisteredResource:
     stack: str = "dev"
     protect: bool = False
     parent: str = ""
-    custom: bool = True
-    id: str = ""
 
     @property
     def urn(self) -> str:
@@ -154,6 +158,7 @@ __all__ = [
     "SUBSCRIPTION_ID",
     "Collector",
     "FakeRegisteredResource",
+    "lock_props",
     "make_args",
     "pool_props",
     "resource_group_props",

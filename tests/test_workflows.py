@@ -23,11 +23,15 @@ from typing import Any
 import pytest
 import yaml
 
+from components.azure import SESSION_EXECUTOR_ROLE_ID
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GITHUB_DIR = PROJECT_ROOT / ".github"
 WORKFLOW_DIR = GITHUB_DIR / "workflows"
 SETUP_ACTION = GITHUB_DIR / "actions" / "setup" / "action.yml"
 DESTROY_SCRIPT = PROJECT_ROOT / "scripts" / "destroy.sh"
+# The one definition of the production prefix, which destroy.sh asks before anything else.
+STACKS_MODULE = PROJECT_ROOT / "components" / "stacks.py"
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 ZIZMOR = Path(sys.executable).parent / "zizmor"
 DEPENDABOT = GITHUB_DIR / "dependabot.yml"
@@ -35,7 +39,6 @@ DEPENDABOT = GITHUB_DIR / "dependabot.yml"
 SELF_REPOSITORY = "$/"
 
 STACKS = ("dev", "prod")
-SESSION_EXECUTOR_ROLE_ID = "0fb8eba5-a2bb-4abe-b1c1-49dfad359bb0"
 ALLOWED_SECRETS = {"PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE"}
 AZURE_ENV = ("ARM_CLIENT_ID", "ARM_TENANT_ID", "ARM_SUBSCRIPTION_ID")
 # A remote action pinned to a commit, with the release it is in a comment (for people and Dependabot).
@@ -623,12 +626,15 @@ def test_only_the_destroy_workflow_destroys() -> None:
 
 
 class Sandbox:
-    """A copy of scripts/destroy.sh in a temp project, with a fake `pulumi` that records its arguments."""
+    """A copy of scripts/destroy.sh (and components/stacks.py, which it asks) in a temp project, with a fake
+    `pulumi` that records its arguments."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         (root / "scripts").mkdir()
         shutil.copy2(DESTROY_SCRIPT, root / "scripts" / "destroy.sh")
+        (root / "components").mkdir()
+        shutil.copy2(STACKS_MODULE, root / "components" / "stacks.py")
         self.bin = root / "bin"
         self.bin.mkdir()
         self.calls = root / "pulumi-calls.txt"

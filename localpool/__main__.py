@@ -29,6 +29,7 @@ from localpool.constants import (
     NODE_ENV_VAR,
     SESSION_HEAP_MB,
     SESSION_MOUNT_POINT,
+    TOKEN_ENV_VAR,
     TOKEN_LINE_PREFIX,
 )
 from localpool.node import NodeUnavailableError
@@ -42,7 +43,6 @@ from localpool.pool import (
 from localpool.sandbox import SandboxLimits, SandboxUnavailableError
 from smoke.protocol import DEFAULT_EXECUTION_TIMEOUT_SECONDS, MAX_EXECUTION_SECONDS, OUTPUT_STREAM_MAX_CHARS
 
-TOKEN_ENV_VAR = "LOCALPOOL_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 # Exit codes: 2 for a setup the pool cannot run with (as argparse uses for bad arguments).
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -29,6 +29,8 @@ EGRESS_ENABLED = "EgressEnabled"
 EGRESS_DISABLED = "EgressDisabled"
 NETWORK_STATUSES = (EGRESS_ENABLED, EGRESS_DISABLED)
 DEFAULT_NETWORK_STATUS = EGRESS_DISABLED
+# Where the CLI reads the token from when --token is not given (keeps it out of 'ps').
+TOKEN_ENV_VAR = "LOCALPOOL_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 # Random bytes of the token the pool makes when none is given.
 GENERATED_TOKEN_BYTES = 32
 # The second line the CLI prints when it made the token (the variable the smoke check reads).

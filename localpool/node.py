@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import math
@@ -47,6 +48,9 @@ _READ_CHUNK_BYTES = 64 * 1024
 _DURATION_SLACK_MS = 100.0
 # What the reader waits for while an interpreter starts (request ids are 32 hex digits).
 _READY = "ready"
+# Every sandbox is started from this one long-lived thread: bwrap --die-with-parent ends the
+# sandbox when the *thread* that started it exits, and request threads come and go.
+_LAUNCHER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="localpool-launcher")
 
 
 class NodeUnavailableError(RuntimeError):
@@ -217,7 +221,8 @@ class Interpreter:
         # Without a sandbox, a minimal environment: untrusted code must not see the server's variables.
         env = {"PATH": os.defpath, "HOME": str(workdir), "TMPDIR": str(workdir), "LANG": "C.UTF-8"}
         try:
-            self._process = subprocess.Popen(  # noqa: S603 - fixed argument list, no shell
+            self._process = _LAUNCHER.submit(
+                subprocess.Popen,
                 command,
                 cwd=workdir if not sandbox.enabled else "/",
                 env=env,
@@ -227,7 +232,7 @@ class Interpreter:
                 start_new_session=True,  # its own process group, so a kill reaches everything
                 close_fds=True,
                 **sandbox.popen_user(),
-            )
+            ).result()
         except OSError as error:
             raise InterpreterError(f"The session sandbox could not be started: {error}.") from error
         assert self._process.stdout is not None and self._process.stderr is not None

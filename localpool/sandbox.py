@@ -118,8 +118,11 @@ class Sandbox:
         """Whether sandboxes are started as nobody because the server runs as root."""
         return self.enabled and os.geteuid() == 0
 
-    def check(self) -> None:
-        """Raise SandboxUnavailableError unless bwrap is installed and can create its namespaces."""
+    def check(self, directory: Path | None = None) -> None:
+        """Raise SandboxUnavailableError unless bwrap is installed and can create its namespaces.
+
+        directory: also check that the sandbox's user can reach this host directory (the pool's root).
+        """
         if not self.enabled:
             return
         found = shutil.which(self.bwrap)
@@ -128,7 +131,8 @@ class Sandbox:
                 f"bubblewrap (bwrap) is not installed, and the local pool runs session code only inside "
                 f"its sandbox: install it with '{BWRAP_INSTALL_COMMAND}' (as root)."
             )
-        probe = [found, *self._namespace_args(), *self._system_binds(), "--", "/usr/bin/true"]
+        binds = ["--ro-bind", str(directory), SESSION_MOUNT_POINT] if directory is not None else []
+        probe = [found, *self._namespace_args(), *self._system_binds(), *binds, "--", "/usr/bin/true"]
         try:
             completed = subprocess.run(  # noqa: S603 - fixed argument list
                 probe, capture_output=True, text=True, timeout=_PROBE_TIMEOUT_SECONDS, check=False, **self.popen_user()
@@ -137,6 +141,12 @@ class Sandbox:
             raise SandboxUnavailableError(f"bubblewrap ({found}) could not be run: {error}.") from error
         if completed.returncode != 0:
             said = completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else "no message"
+            if directory is not None:
+                raise SandboxUnavailableError(
+                    f"The sandbox's user (uid {SANDBOX_UID}) cannot reach the pool's directory {directory} "
+                    f"(bwrap said: {said}); let it pass through every parent directory (chmod o+x) or "
+                    "point TMPDIR at a directory that allows it."
+                )
             if any(word in said.lower() for word in _USERNS_REFUSALS):
                 raise SandboxUnavailableError(
                     f"bubblewrap cannot create user namespaces here (it said: {said}); allow them, e.g. on "

@@ -39,6 +39,7 @@ ERROR_TIMEOUT = "ExecutionTimeout"
 ERROR_CRASHED = "InterpreterCrashed"
 ERROR_START_FAILED = "InterpreterStartFailed"
 ERROR_DISK_LIMIT = "SessionDiskLimitExceeded"
+_SHUTTING_DOWN = "The session ended because the local pool is shutting down."
 # Words V8 writes to stderr when it dies for lack of memory.
 _OUT_OF_MEMORY_MARKERS = ("heap limit", "out of memory", "oom", "allocation failed")
 
@@ -66,6 +67,8 @@ class Execution:
     error_code: str = ""
     error_message: str = ""
     finished: threading.Event = field(default_factory=threading.Event)
+    # Its place in the session's order of executions.
+    ticket: int = 0
 
     @property
     def pending(self) -> bool:
@@ -139,8 +142,11 @@ class Session:
     identifier: str
     workdir: Path
     interpreter: Interpreter | None = None
-    # Serialises executions of this session only; other sessions never wait on it.
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Executions of this session run one at a time, in the order they were accepted (tickets);
+    # other sessions never wait on it.
+    turn: threading.Condition = field(default_factory=threading.Condition)
+    next_ticket: int = 0
+    serving: int = 0
     # Executions accepted but not finished; a session with any is never ended by the cooldown.
     active: int = 0
     last_used: float = field(default_factory=time.monotonic)
@@ -184,6 +190,11 @@ class SessionManager:
         self.runner = self.root / RUNNER_SCRIPT.name
         shutil.copyfile(RUNNER_SCRIPT, self.runner)
         self.runner.chmod(0o644)
+        try:
+            sandbox.check(self.root)
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
         self._queued = 0
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
@@ -281,34 +292,49 @@ class SessionManager:
         )
         with self._lock:
             session.record(execution)
+        with session.turn:
+            execution.ticket = session.next_ticket
+            session.next_ticket += 1
         return execution
 
     def run(self, session: Session, execution: Execution, code: str, timeout: float) -> None:
-        """Run the execution in the session's interpreter (waiting for earlier executions of it)."""
-        with session.lock:
-            execution.status = STATUS_RUNNING
-            try:
-                interpreter = session.interpreter
-                if interpreter is None or not interpreter.alive:
-                    if interpreter is not None:
-                        interpreter.close()
-                    session.interpreter = None
-                    if session.ended:
-                        raise InterpreterError("The session ended because the local pool is shutting down.")
-                    interpreter = self._new_interpreter(session.workdir)
-                    session.interpreter = interpreter
-                    if session.ended:
-                        # _end() ran while Node.js was starting; do not leave the process behind.
-                        interpreter.close()
-                        raise InterpreterError("The session ended because the local pool is shutting down.")
-            except InterpreterError as error:
-                execution.fail(ERROR_START_FAILED, str(error))
-                return
-            outcome = interpreter.execute(code, timeout)
-            if outcome.kind in {"timeout", "crash", "broken"}:
-                interpreter.close()
+        """Run the execution in the session's interpreter (after the executions accepted before it).
+
+        Every execution made by new_execution() must be passed here exactly once, or later ones wait.
+        """
+        with session.turn:
+            session.turn.wait_for(lambda: session.serving == execution.ticket)
+        try:
+            self._run_in_turn(session, execution, code, timeout)
+        finally:
+            with session.turn:
+                session.serving += 1
+                session.turn.notify_all()
+
+    def _run_in_turn(self, session: Session, execution: Execution, code: str, timeout: float) -> None:
+        execution.status = STATUS_RUNNING
+        try:
+            interpreter = session.interpreter
+            if interpreter is None or not interpreter.alive:
+                if interpreter is not None:
+                    interpreter.close()
                 session.interpreter = None
-            execution.finish(outcome, timeout, session.breach if outcome.kind != "ok" else "")
+                if session.ended:
+                    raise InterpreterError(session.breach or _SHUTTING_DOWN)
+                interpreter = self._new_interpreter(session.workdir)
+                session.interpreter = interpreter
+                if session.ended:
+                    # _end() ran while Node.js was starting; do not leave the process behind.
+                    interpreter.close()
+                    raise InterpreterError(session.breach or _SHUTTING_DOWN)
+        except InterpreterError as error:
+            execution.fail(ERROR_START_FAILED, str(error))
+            return
+        outcome = interpreter.execute(code, timeout)
+        if outcome.kind in {"timeout", "crash", "broken"}:
+            interpreter.close()
+            session.interpreter = None
+        execution.finish(outcome, timeout, session.breach if outcome.kind != "ok" else "")
 
     def _end(self, session: Session) -> None:
         session.ended = True

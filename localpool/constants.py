@@ -47,8 +47,8 @@ LISTEN_BACKLOG = 128
 # A connection that sends nothing for this long (headers, body, or the next keep-alive request) is closed.
 REQUEST_READ_TIMEOUT_SECONDS = 30.0
 # Executions accepted but not finished, per session and per pool; more are answered 429.
-MAX_QUEUED_EXECUTIONS_PER_SESSION = 8
-MAX_QUEUED_EXECUTIONS_PER_POOL = 64
+MAX_QUEUED_EXECUTIONS_PER_SESSION = 32
+MAX_QUEUED_EXECUTIONS_PER_POOL = 256
 RETRY_AFTER_SECONDS = 1
 
 # Node.js: the permission model (--experimental-permission) first shipped in Node 20.

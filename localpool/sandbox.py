@@ -199,6 +199,9 @@ class Sandbox:
             SESSION_MOUNT_POINT,
             "--clearenv",
         ]
+        # bwrap's root and /dev are memory-backed and writable by the sandbox's user: made read-only,
+        # so the only writable places are /mnt/data and the size-limited /tmp.
+        args += ["--remount-ro", "/dev", "--remount-ro", "/"]
         for name, value in {"HOME": SESSION_MOUNT_POINT, "TMPDIR": SANDBOX_TMP, **runtime.env}.items():
             args += ["--setenv", name, value]
         return [*args, "--", PRLIMIT, *self.limits.prlimit_args(), "--", *runtime.argv]

@@ -9,9 +9,13 @@ set -euo pipefail
 INSTALL_COMMAND="apt-get install bubblewrap"
 USERNS_COMMAND="sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"
 
-# The same kind of sandbox the pool makes, doing nothing.
+# The same kind of sandbox the pool makes, doing nothing; as root, started as nobody, as the pool does.
 probe() {
-    bwrap --unshare-all --unshare-user --die-with-parent --new-session \
+    local as_pool=()
+    if [ "$(id -u)" = 0 ]; then
+        as_pool=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+    fi
+    "${as_pool[@]}" bwrap --unshare-all --unshare-user --die-with-parent --new-session \
         --ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/bin /bin \
         -- /usr/bin/true
 }

@@ -58,7 +58,7 @@ def test_the_sandbox_sees_only_the_system_its_directory_and_a_private_tmp(sessio
             f"for p in /etc/passwd {planted.name} {Path.home()} {PROJECT_ROOT} /run /var /home; do "
             'test -e $p && echo "visible $p"; done; '
             f"echo data > {SESSION_MOUNT_POINT}/out.txt && echo tmp > /tmp/t && echo wrote; "
-            "for p in /usr/x /x /dev/shm/x /mnt/x; do (echo x > $p) 2>/dev/null && echo \"wrote $p\"; done; "
+            'for p in /usr/x /x /dev/shm/x /mnt/x; do (echo x > $p) 2>/dev/null && echo "wrote $p"; done; '
             "ls /proc | grep -c '^[0-9]'"
         )
         completed = shell(script, session_dir)
@@ -105,7 +105,7 @@ def test_limits_hold_processes_tmp_files_and_namespaces(session_dir: Path) -> No
     script = (
         # perl (Debian's perl-base is essential) forks without bash's retry-and-wait on EAGAIN.
         "perl -e 'my @kids; for (1..40) { my $p = fork(); last unless defined $p; "
-        "if (!$p) { sleep 5; exit } push @kids, $p } print \"procs \", scalar(@kids), \"\\n\"; kill 9, @kids'; "
+        'if (!$p) { sleep 5; exit } push @kids, $p } print "procs ", scalar(@kids), "\\n"; kill 9, @kids\'; '
         "head -c 2000000 /dev/zero > /mnt/data/big 2>/dev/null; echo size $(stat -c %s /mnt/data/big); "
         "head -c 50000000 /dev/zero > /tmp/big 2>/dev/null || echo tmp-full; "
         "echo files $(ulimit -n); unshare -U true 2>/dev/null || echo no-nested-userns"

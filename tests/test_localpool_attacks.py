@@ -25,6 +25,7 @@ import requests
 from localpool import LocalPool
 from localpool.constants import (
     EGRESS_ENABLED,
+    MAX_QUEUED_EXECUTIONS_PER_POOL,
     MAX_QUEUED_EXECUTIONS_PER_SESSION,
     SANDBOX_HOSTNAME,
     SESSION_MOUNT_POINT,
@@ -476,6 +477,23 @@ def test_queued_executions_per_session_are_capped_with_429(client: PoolClient, p
     assert all(reply.headers["Retry-After"].isdigit() for reply in refused)
     assert refused[0].json()["error"]["code"] == "TooManyRequests"
     assert_still_serving(pool.endpoint)
+
+
+def test_queued_executions_per_pool_are_capped_with_429() -> None:
+    sessions = MAX_QUEUED_EXECUTIONS_PER_POOL // MAX_QUEUED_EXECUTIONS_PER_SESSION + 1
+    with _pool(max_sessions=sessions + 1, prewarm=False) as small, PoolClient(small.endpoint) as client:
+        statuses = [
+            client.execute(
+                f"cap-{index % sessions:04d}", "new Promise((r) => setTimeout(r, 10000))", executionType="Asynchronous"
+            ).status_code
+            for index in range(MAX_QUEUED_EXECUTIONS_PER_POOL + 5)
+        ]
+        assert statuses.count(requests.codes.accepted) == MAX_QUEUED_EXECUTIONS_PER_POOL
+        assert statuses[-5:] == [requests.codes.too_many_requests] * 5
+        # The last session has room of its own, but the pool as a whole has none.
+        refused = client.execute(f"cap-{sessions:04d}", "1")
+        assert refused.status_code == requests.codes.too_many_requests
+        assert "unfinished executions" in refused.json()["error"]["message"]
 
 
 def test_two_hundred_concurrent_clients_are_all_answered(pool: LocalPool) -> None:

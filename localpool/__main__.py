@@ -15,37 +15,57 @@ from localpool.constants import (
     DEFAULT_COOLDOWN_SECONDS,
     DEFAULT_HOST,
     DEFAULT_MAX_SESSIONS,
+    DEFAULT_NETWORK_STATUS,
     DEFAULT_PORT,
+    DEFAULT_SESSION_CPU_SECONDS,
+    DEFAULT_SESSION_DISK_MB,
+    DEFAULT_SESSION_MEMORY_MB,
+    DEFAULT_SESSION_OPEN_FILES,
+    DEFAULT_SESSION_PROCESSES,
     ENDPOINT_LINE_PREFIX,
     MAX_REQUEST_BODY_BYTES,
+    NETWORK_STATUSES,
     NODE_CONTAINER_TYPE,
     NODE_ENV_VAR,
     SESSION_HEAP_MB,
+    SESSION_MOUNT_POINT,
+    TOKEN_ENV_VAR,
+    TOKEN_LINE_PREFIX,
 )
 from localpool.node import NodeUnavailableError
-from localpool.pool import LocalPool, UnsupportedContainerTypeError, check_container_type
+from localpool.pool import (
+    LocalPool,
+    TokenRequiredError,
+    UnsupportedContainerTypeError,
+    check_container_type,
+    is_loopback,
+)
+from localpool.sandbox import SandboxLimits, SandboxUnavailableError
 from smoke.protocol import DEFAULT_EXECUTION_TIMEOUT_SECONDS, MAX_EXECUTION_SECONDS, OUTPUT_STREAM_MAX_CHARS
 
-TOKEN_ENV_VAR = "LOCALPOOL_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 # Exit codes: 2 for a setup the pool cannot run with (as argparse uses for bad arguments).
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_UNUSABLE_SETUP = 2
 MAX_PORT = 65535
-# Hosts that only this machine can reach; anything else exposes the pool to the network.
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+NO_SANDBOX_WARNING = (
+    "localpool: WARNING: --no-sandbox: session code runs WITHOUT the bubblewrap sandbox (only Node.js's "
+    "permission model, which does not hold against malicious code); use it for trusted code only."
+)
 
 DESCRIPTION = f"""\
 Serve an offline stand-in for the data plane of an Azure Container Apps dynamic-sessions pool
 (container type {NODE_CONTAINER_TYPE}) on this machine. Each session identifier gets its own
-Node.js process with the permission model on (file access only inside the session's temporary
-directory; no child processes or worker threads), a {SESSION_HEAP_MB} MB heap and a timeout per
-execution (default {DEFAULT_EXECUTION_TIMEOUT_SECONDS} s, at most {MAX_EXECUTION_SECONDS} s).
+bubblewrap sandbox (user, PID, IPC, UTS, mount and network namespaces; the system read-only, its
+own directory at {SESSION_MOUNT_POINT} and a private /tmp writable, nothing else), running Node.js
+as nobody with the permission model on, a {SESSION_HEAP_MB} MB heap, the limits below and a timeout
+per execution (default {DEFAULT_EXECUTION_TIMEOUT_SECONDS} s, at most {MAX_EXECUTION_SECONDS} s).
 Output streams are cut at {OUTPUT_STREAM_MAX_CHARS} characters; bodies above
-{MAX_REQUEST_BODY_BYTES} bytes are refused.
+{MAX_REQUEST_BODY_BYTES} bytes are refused. Without a working bubblewrap it exits with code 2.
 
-When ready it prints one line on stdout:
+When ready it prints on stdout:
   {ENDPOINT_LINE_PREFIX}http://<host>:<port>{BASE_PATH}
+  {TOKEN_LINE_PREFIX}<token>      (only when it made the token itself)
 """
 
 EPILOG = f"""\
@@ -96,8 +116,50 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--token",
         default=None,
-        help=f"the only bearer token to accept (default: ${TOKEN_ENV_VAR}, else any non-empty bearer token); "
-        "a different token is answered 403",
+        help=f"the only bearer token to accept (default: ${TOKEN_ENV_VAR}, else a random one printed once "
+        f"as {TOKEN_LINE_PREFIX}...); a different token is answered 401",
+    )
+    parser.add_argument(
+        "--network-status",
+        choices=NETWORK_STATUSES,
+        default=DEFAULT_NETWORK_STATUS,
+        help="as the Azure pool's setting: EgressDisabled gives each session an empty network namespace "
+        "(not even loopback), EgressEnabled shares this machine's network (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--memory-mb",
+        type=_positive_int,
+        default=DEFAULT_SESSION_MEMORY_MB,
+        help="private memory per session sandbox, MiB (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--cpu-seconds",
+        type=_positive_int,
+        default=DEFAULT_SESSION_CPU_SECONDS,
+        help="CPU time per session sandbox over its life, seconds (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-processes",
+        type=_positive_int,
+        default=DEFAULT_SESSION_PROCESSES,
+        help="processes and threads per session sandbox (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-open-files",
+        type=_positive_int,
+        default=DEFAULT_SESSION_OPEN_FILES,
+        help="open files per process in a session sandbox (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--disk-mb",
+        type=_positive_int,
+        default=DEFAULT_SESSION_DISK_MB,
+        help=f"total size of a session's {SESSION_MOUNT_POINT}, MiB; beyond it the session ends (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run session code without bubblewrap, for TRUSTED code only (warns at every start)",
     )
     parser.add_argument(
         "--max-sessions",
@@ -132,6 +194,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UnsupportedContainerTypeError as error:
         parser.error(str(error))  # exits with EXIT_UNUSABLE_SETUP, after the usage line
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV_VAR) or None
+    if args.no_sandbox:
+        print(NO_SANDBOX_WARNING, file=sys.stderr, flush=True)
+    limits = SandboxLimits(
+        memory_mb=args.memory_mb,
+        cpu_seconds=args.cpu_seconds,
+        processes=args.max_processes,
+        open_files=args.max_open_files,
+        disk_mb=args.disk_mb,
+    )
     try:
         pool = LocalPool(
             host=args.host,
@@ -141,17 +212,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             cooldown_seconds=args.cooldown,
             prewarm=not args.no_prewarm,
             quiet=args.quiet,
+            network_status=args.network_status,
+            limits=limits,
+            sandbox=not args.no_sandbox,
         )
-    except NodeUnavailableError as error:
+    except (NodeUnavailableError, SandboxUnavailableError, TokenRequiredError) as error:
         print(f"localpool: {error}", file=sys.stderr)
         return EXIT_UNUSABLE_SETUP
     except OSError as error:
         print(f"localpool: cannot listen on {args.host}:{args.port}: {error.strerror or error}.", file=sys.stderr)
         return EXIT_FAILURE
 
-    if args.host not in LOOPBACK_HOSTS and token is None:
+    if not is_loopback(args.host):
         print(
-            f"localpool: warning: listening on {args.host} without --token; anyone who can reach it can run code.",
+            f"localpool: warning: listening on {args.host}, not loopback: anyone who can reach it and has the "
+            "token can run code here.",
             file=sys.stderr,
         )
     stop = threading.Event()
@@ -164,9 +239,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         pool.start()
         print(f"{ENDPOINT_LINE_PREFIX}{pool.endpoint}", flush=True)
+        if pool.token_generated:
+            # The one place a secret is shown: the development token the pool made for itself.
+            print(f"{TOKEN_LINE_PREFIX}{pool.token}", flush=True)
+        contained = "in bubblewrap sandboxes" if not args.no_sandbox else "WITHOUT a sandbox"
         print(
-            f"localpool: {NODE_CONTAINER_TYPE} sessions on Node.js {pool.runtime.version_text} "
-            f"({pool.runtime.path}); Ctrl-C stops.",
+            f"localpool: {NODE_CONTAINER_TYPE} sessions {contained} on Node.js {pool.runtime.version_text} "
+            f"({pool.runtime.path}), network {args.network_status}; Ctrl-C stops.",
             file=sys.stderr,
             flush=True,
         )

@@ -24,6 +24,17 @@ NODE_CONTAINER_TYPE = "NodeLTS"
 JAVASCRIPT_LANGUAGES = frozenset({"javascript", "js", "node", "nodejs", "nodelts"})
 
 DEFAULT_HOST = "127.0.0.1"
+# The pool mirrors the Azure pool's sessionNetworkConfiguration.status; Azure's default is disabled.
+EGRESS_ENABLED = "EgressEnabled"
+EGRESS_DISABLED = "EgressDisabled"
+NETWORK_STATUSES = (EGRESS_ENABLED, EGRESS_DISABLED)
+DEFAULT_NETWORK_STATUS = EGRESS_DISABLED
+# Where the CLI reads the token from when --token is not given (keeps it out of 'ps').
+TOKEN_ENV_VAR = "LOCALPOOL_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+# Random bytes of the token the pool makes when none is given.
+GENERATED_TOKEN_BYTES = 32
+# The second line the CLI prints when it made the token (the variable the smoke check reads).
+TOKEN_LINE_PREFIX = "DYNAMIC_SESSIONS_TOKEN="  # noqa: S105 - a variable name
 DEFAULT_PORT = 0
 DEFAULT_MAX_SESSIONS = 5
 # Azure's cooldown must be 300-3600 s; locally any positive number is allowed (tests use tiny ones).
@@ -31,6 +42,14 @@ DEFAULT_COOLDOWN_SECONDS = 300.0
 
 # Requests: bodies above 1 MiB are refused before being read.
 MAX_REQUEST_BODY_BYTES = 1024 * 1024
+# Connections waiting to be accepted (http.server's default of 5 resets bursts of clients).
+LISTEN_BACKLOG = 128
+# A connection that sends nothing for this long (headers, body, or the next keep-alive request) is closed.
+REQUEST_READ_TIMEOUT_SECONDS = 30.0
+# Executions accepted but not finished, per session and per pool; more are answered 429.
+MAX_QUEUED_EXECUTIONS_PER_SESSION = 32
+MAX_QUEUED_EXECUTIONS_PER_POOL = 256
+RETRY_AFTER_SECONDS = 1
 
 # Node.js: the permission model (--experimental-permission) first shipped in Node 20.
 MIN_NODE_MAJOR = 20
@@ -39,13 +58,38 @@ NODE_INSTALL_HINT = "install Node.js 20 or newer (https://nodejs.org, or e.g. 'a
 
 # Containment of one session's Node.js process.
 SESSION_HEAP_MB = 256
-# Address-space cap applied once the runner is up (V8 reserves ~0.7 GiB of address space at start).
-SESSION_ADDRESS_SPACE_BYTES = 2 * 1024 * 1024 * 1024
 # How long a new Node.js process may take to report that it is ready.
 INTERPRETER_START_TIMEOUT_SECONDS = 10.0
-# Largest file a session may write (RLIMIT_FSIZE; a bigger write fails with EFBIG). It bounds one
-# file, not the directory: a session can still write many files until its cooldown ends it.
-SESSION_FILE_SIZE_BYTES = 64 * 1024 * 1024
+# Limits of one session's sandbox (localpool/sandbox.py), each with a command-line flag.
+MIB = 1024 * 1024
+# Private writable memory of the sandbox (RLIMIT_DATA: heap, Buffers, WebAssembly memories that are
+# actually used; unlike an address-space cap it leaves WebAssembly's guard reservations alone).
+DEFAULT_SESSION_MEMORY_MB = 512
+# CPU time the sandbox may use over its whole life (RLIMIT_CPU); each execution also has its own
+# wall-clock deadline (timeoutInSeconds, at most MAX_EXECUTION_SECONDS).
+DEFAULT_SESSION_CPU_SECONDS = 600
+# Processes and threads inside the sandbox (RLIMIT_NPROC, counted in the sandbox's user namespace).
+DEFAULT_SESSION_PROCESSES = 64
+# Open file descriptors per process (RLIMIT_NOFILE).
+DEFAULT_SESSION_OPEN_FILES = 256
+# Total disk use of the session directory (/mnt/data), measured by the server; one file can never
+# be bigger than this either (RLIMIT_FSIZE).
+DEFAULT_SESSION_DISK_MB = 100
+# Entries (files, directories, links) the session directory may hold.
+MAX_SESSION_DIRECTORY_ENTRIES = 10_000
+# The sandbox's private /tmp is memory-backed, so it gets its own small size.
+SESSION_TMP_BYTES = 16 * MIB
+# How often the server measures the session directories against the disk limit.
+DISK_CHECK_INTERVAL_SECONDS = 0.2
+# Where the session directory appears inside the sandbox (as on Azure, where uploads land).
+SESSION_MOUNT_POINT = "/mnt/data"
+# The unprivileged user (nobody) that session code runs as inside the sandbox, and the host user
+# the sandbox is started as when the server runs as root.
+SANDBOX_UID = 65534
+SANDBOX_GID = 65534
+SANDBOX_HOSTNAME = "sandbox"
+BWRAP_INSTALL_COMMAND = "apt-get install bubblewrap"
+USERNS_FIX_COMMAND = "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"
 # Protocol messages from the runner longer than this are refused (the runner caps its own output).
 MAX_PROTOCOL_LINE_BYTES = 1024 * 1024
 # Random bytes of the marker that starts every protocol message (see runner.js).

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import math
 import os
 import re
-import resource
 import secrets
 import shutil
 import signal
@@ -28,13 +28,15 @@ from localpool.constants import (
     NODE_ENV_VAR,
     NODE_INSTALL_HINT,
     PROCESS_STOP_GRACE_SECONDS,
-    SESSION_ADDRESS_SPACE_BYTES,
-    SESSION_FILE_SIZE_BYTES,
     SESSION_HEAP_MB,
+    SESSION_MOUNT_POINT,
     STDERR_TAIL_BYTES,
 )
+from localpool.sandbox import RuntimeCommand, Sandbox
 
 RUNNER_SCRIPT = Path(__file__).resolve().with_name("runner.js")
+# Where the runner appears inside the sandbox (read-only).
+RUNNER_INSIDE = "/opt/localpool/runner.js"
 # `node --version` prints e.g. "v20.20.2".
 _VERSION_PATTERN = re.compile(r"^v(\d+)\.(\d+)\.(\d+)")
 _VERSION_TIMEOUT_SECONDS = 10.0
@@ -46,6 +48,9 @@ _READ_CHUNK_BYTES = 64 * 1024
 _DURATION_SLACK_MS = 100.0
 # What the reader waits for while an interpreter starts (request ids are 32 hex digits).
 _READY = "ready"
+# Every sandbox is started from this one long-lived thread: bwrap --die-with-parent ends the
+# sandbox when the *thread* that started it exits, and request threads come and go.
+_LAUNCHER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="localpool-launcher")
 
 
 class NodeUnavailableError(RuntimeError):
@@ -193,8 +198,13 @@ class Interpreter:
     Not thread-safe: the owning session serialises calls to execute().
     """
 
-    def __init__(self, runtime: NodeRuntime, workdir: Path, stream_max_chars: int) -> None:
-        """Start the process and wait until the runner says it is ready and contained."""
+    def __init__(
+        self, runtime: NodeRuntime, workdir: Path, stream_max_chars: int, sandbox: Sandbox, runner: Path = RUNNER_SCRIPT
+    ) -> None:
+        """Start the process in its sandbox and wait until the runner says it is ready and contained.
+
+        runner: the host path of runner.js (the pool keeps a copy the sandbox's user can read).
+        """
         self.workdir = workdir
         self._stream_max_chars = stream_max_chars
         # Given to the runner on stdin before any session code runs; see runner.js.
@@ -207,33 +217,24 @@ class Interpreter:
         self._eof = False
         self._stderr_tail = bytearray()
         self._stderr_lock = threading.Lock()
-        command = [
-            runtime.path,
-            runtime.permission_flag(),
-            f"--allow-fs-read={RUNNER_SCRIPT}",
-            f"--allow-fs-read={workdir}",
-            f"--allow-fs-write={workdir}",
-            f"--max-old-space-size={SESSION_HEAP_MB}",
-            # The permission model's ExperimentalWarning would otherwise reach the process's stderr.
-            "--no-warnings",
-            str(RUNNER_SCRIPT),
-            str(stream_max_chars),
-        ]
-        # A minimal environment: untrusted code must not see the server's variables (tokens, keys).
+        command = sandbox.command(node_command(runtime, workdir, stream_max_chars, sandbox.enabled, runner), workdir)
+        # Without a sandbox, a minimal environment: untrusted code must not see the server's variables.
         env = {"PATH": os.defpath, "HOME": str(workdir), "TMPDIR": str(workdir), "LANG": "C.UTF-8"}
         try:
-            self._process = subprocess.Popen(  # noqa: S603 - fixed argument list, no shell
+            self._process = _LAUNCHER.submit(
+                subprocess.Popen,
                 command,
-                cwd=workdir,
+                cwd=workdir if not sandbox.enabled else "/",
                 env=env,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,  # its own process group, so a kill reaches everything
                 close_fds=True,
-            )
+                **sandbox.popen_user(),
+            ).result()
         except OSError as error:
-            raise InterpreterError(f"Node.js could not be started: {error}.") from error
+            raise InterpreterError(f"The session sandbox could not be started: {error}.") from error
         assert self._process.stdout is not None and self._process.stderr is not None
         threading.Thread(target=self._read_messages, args=(self._process.stdout,), daemon=True).start()
         threading.Thread(target=self._read_stderr, args=(self._process.stderr,), daemon=True).start()
@@ -283,13 +284,6 @@ class Interpreter:
                 "Node.js started without an active permission model, so session code would not be "
                 "contained; refusing to run it."
             )
-        # Capping the address space only now avoids failing V8's own start-up reservations; no user
-        # code has run yet. This also bounds Buffers, which live outside the V8 heap limit. The file
-        # size cap makes a too-big write fail with EFBIG (Node ignores SIGXFSZ).
-        limits = ((resource.RLIMIT_AS, SESSION_ADDRESS_SPACE_BYTES), (resource.RLIMIT_FSIZE, SESSION_FILE_SIZE_BYTES))
-        for limit, size in limits:
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                resource.prlimit(self._process.pid, limit, (size, size))
 
     def _read_messages(self, stream: IO[bytes]) -> None:
         """Drain the runner's stdout, delivering only the awaited message (see FrameScanner)."""
@@ -349,12 +343,19 @@ class Interpreter:
         request_id = uuid.uuid4().hex
         with self._mailbox:
             self._expected, self._reply = request_id, None
-        if not self._send({"id": request_id, "code": code}):
-            return self._crashed(started)
+        # The write can block (a busy runner does not read stdin and the pipe holds 64 KiB), so it
+        # runs beside the deadline, which starts before it: an overrun kills the sandbox either way.
+        sent: list[bool] = []
+        writer = threading.Thread(target=lambda: sent.append(self._send({"id": request_id, "code": code})), daemon=True)
+        writer.start()
         reply = self._await_reply(started + timeout)
         if reply is None:
             self.close()
+            writer.join()
             return RunOutcome(kind="timeout", duration_ms=_elapsed_ms(started))
+        writer.join()
+        if sent == [False]:
+            return self._crashed(started)
         if reply is _EOF:
             return self._crashed(started)
         elapsed_ms = (time.monotonic() - started) * 1000
@@ -390,6 +391,35 @@ class Interpreter:
         if self._process.stdin is not None:
             with contextlib.suppress(OSError):
                 self._process.stdin.close()
+
+
+def node_command(
+    runtime: NodeRuntime, workdir: Path, stream_max_chars: int, sandboxed: bool, runner: Path = RUNNER_SCRIPT
+) -> RuntimeCommand:
+    """Node.js running runner.js with its permission model on (the second layer inside the sandbox).
+
+    Inside the sandbox the session directory is /mnt/data and the runner sits at RUNNER_INSIDE;
+    without a sandbox (trusted code only) the host paths are used.
+    """
+    node = str(Path(runtime.path).resolve())
+    session, runner_path = (SESSION_MOUNT_POINT, RUNNER_INSIDE) if sandboxed else (str(workdir), str(runner))
+    argv = [
+        node,
+        runtime.permission_flag(),
+        f"--allow-fs-read={runner_path}",
+        f"--allow-fs-read={session}",
+        f"--allow-fs-write={session}",
+        f"--max-old-space-size={SESSION_HEAP_MB}",
+        # The permission model's ExperimentalWarning would otherwise reach the process's stderr.
+        "--no-warnings",
+        runner_path,
+        str(stream_max_chars),
+    ]
+    ro_binds: dict[str, str | None] = {str(runner): RUNNER_INSIDE}
+    if not node.startswith("/usr/"):
+        # A Node.js installed outside /usr (e.g. under /opt): its whole installation, read-only.
+        ro_binds[str(Path(node).parent.parent)] = None
+    return RuntimeCommand(argv=argv, ro_binds=ro_binds, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
 
 
 def _elapsed_ms(started: float) -> int:

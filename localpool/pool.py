@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import secrets
 import threading
 from collections.abc import Mapping
 from types import TracebackType
@@ -11,12 +13,31 @@ from localpool.constants import (
     DEFAULT_COOLDOWN_SECONDS,
     DEFAULT_HOST,
     DEFAULT_MAX_SESSIONS,
+    DEFAULT_NETWORK_STATUS,
     DEFAULT_PORT,
+    EGRESS_ENABLED,
+    GENERATED_TOKEN_BYTES,
+    NETWORK_STATUSES,
     NODE_CONTAINER_TYPE,
 )
 from localpool.node import NodeRuntime, find_node
+from localpool.sandbox import Sandbox, SandboxLimits
 from localpool.server import PoolServer
 from localpool.sessions import SessionManager
+
+
+class TokenRequiredError(ValueError):
+    """A pool bound to a non-loopback address was started without an explicit token."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether host names an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class UnsupportedContainerTypeError(ValueError):
@@ -40,9 +61,10 @@ class LocalPool:
         with LocalPool(token="secret") as pool:
             requests.post(pool.endpoint + "/executions", params=..., headers=..., json=...)
 
-    Construction finds Node.js (NodeUnavailableError if missing or older than 20) and binds the
-    socket; start() (or entering the context) serves in a background thread; close() stops the
-    server, kills every session's Node.js process and removes the pool's temporary directory.
+    Construction finds Node.js (NodeUnavailableError if missing or older than 20), checks the
+    sandbox (SandboxUnavailableError without a working bubblewrap) and binds the socket; start()
+    (or entering the context) serves in a background thread; close() stops the server, kills
+    every session's sandbox and removes the pool's temporary directory.
     """
 
     def __init__(
@@ -57,25 +79,52 @@ class LocalPool:
         prewarm: bool = True,
         quiet: bool = True,
         environ: Mapping[str, str] | None = None,
+        network_status: str = DEFAULT_NETWORK_STATUS,
+        limits: SandboxLimits | None = None,
+        sandbox: bool = True,
     ) -> None:
-        """Check the settings, find Node.js and bind the server (port 0 picks a free port).
+        """Check the settings, find Node.js, check the sandbox and bind the server (port 0 picks a free port).
 
-        token: the only bearer token accepted (None accepts any bearer token).
-        prewarm: keep one spare Node.js process started so new sessions answer faster.
+        token: the only bearer token accepted; None makes a random one (see .token and
+            .token_generated). A host other than loopback needs an explicit token.
+        prewarm: keep one spare sandboxed Node.js process started so new sessions answer faster.
         quiet: do not log request lines to stderr.
         environ: where to look for LOCALPOOL_NODE and PATH (default: os.environ).
+        network_status: EgressDisabled (each session has an empty network namespace) or
+            EgressEnabled (sessions share the host's network), as the Azure pool's setting.
+        limits: resource limits of each session's sandbox (defaults in constants.py).
+        sandbox: False runs session code without bubblewrap: for trusted code only.
         """
         check_container_type(container_type)
         if max_sessions < 1:
             raise ValueError(f"max_sessions must be at least 1, not {max_sessions}.")
         if cooldown_seconds <= 0:
             raise ValueError(f"cooldown_seconds must be above 0, not {cooldown_seconds}.")
+        if network_status not in NETWORK_STATUSES:
+            raise ValueError(f"network_status must be one of {', '.join(NETWORK_STATUSES)}, not {network_status!r}.")
+        if token is None and not is_loopback(host):
+            raise TokenRequiredError(
+                f"Listening on {host} (not loopback) needs an explicit token (--token or LOCALPOOL_TOKEN)."
+            )
+        self.token_generated = token is None
+        self.token: str = token if token is not None else secrets.token_urlsafe(GENERATED_TOKEN_BYTES)
+        self.network_status = network_status
+        self.sandbox = Sandbox(
+            limits=limits or SandboxLimits(), egress=network_status == EGRESS_ENABLED, enabled=sandbox
+        )
         self.runtime: NodeRuntime = find_node(environ)
+        self.sandbox.check()
         self.manager = SessionManager(
-            self.runtime, max_sessions=max_sessions, cooldown_seconds=cooldown_seconds, prewarm=prewarm
+            self.runtime,
+            max_sessions=max_sessions,
+            cooldown_seconds=cooldown_seconds,
+            sandbox=self.sandbox,
+            prewarm=prewarm,
         )
         try:
-            self._server = PoolServer((host, port), self.manager, token=token, quiet=quiet)
+            self._server = PoolServer(
+                (host, port), self.manager, token=self.token, quiet=quiet, loopback_only=is_loopback(host)
+            )
         except BaseException:
             self.manager.close()
             raise

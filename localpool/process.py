@@ -13,11 +13,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from localpool.constants import ENDPOINT_LINE_PREFIX
+from localpool.constants import ENDPOINT_LINE_PREFIX, TOKEN_ENV_VAR, TOKEN_LINE_PREFIX
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 10.0
+
+
+def _given_token(args: tuple[str, ...], env: Mapping[str, str]) -> str | None:
+    """The token the command line or environment gives the pool, if any (as __main__ reads them)."""
+    for index, arg in enumerate(args):
+        if arg == "--token" and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith("--token="):
+            return arg.removeprefix("--token=")
+    return env.get(TOKEN_ENV_VAR) or None
 
 
 class LocalPoolStartError(RuntimeError):
@@ -26,11 +36,12 @@ class LocalPoolStartError(RuntimeError):
 
 @dataclass(frozen=True)
 class RunningPool:
-    """A `python -m localpool` child process and the endpoint it printed."""
+    """A `python -m localpool` child process, the endpoint it printed and the token it requires."""
 
     process: subprocess.Popen[str]
     endpoint: str
     first_line: str
+    token: str
 
 
 @contextmanager
@@ -41,13 +52,17 @@ def local_pool_process(
 ) -> Iterator[RunningPool]:
     """Start `python -m localpool ARGS`, wait for its `POOL_MANAGEMENT_ENDPOINT=` line, stop it afterwards.
 
-    Raises LocalPoolStartError with the child's own message (e.g. Node.js missing) when it does
-    not start. The child is terminated (killed if it lingers) when the block ends.
+    Without --token or LOCALPOOL_TOKEN the pool makes a token and prints it on a second line;
+    RunningPool.token is then that one. Raises LocalPoolStartError with the child's own message
+    (e.g. Node.js or bubblewrap missing) when it does not start. The child is terminated (killed
+    if it lingers) when the block ends.
     """
+    environment = dict(os.environ if env is None else env)
+    given = _given_token(args, environment)
     process = subprocess.Popen(  # noqa: S603 - this interpreter and module, arguments from the caller
         [sys.executable, "-m", "localpool", *args],
         cwd=PROJECT_ROOT,
-        env=dict(os.environ if env is None else env),
+        env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -62,7 +77,13 @@ def local_pool_process(
             process.wait(timeout=STOP_TIMEOUT_SECONDS)
             problem = process.stderr.read().strip() or f"first line {first_line!r}"
             raise LocalPoolStartError(f"python -m localpool did not start: {problem}")
-        yield RunningPool(process, first_line.removeprefix(ENDPOINT_LINE_PREFIX), first_line)
+        token = given
+        if token is None:
+            token_line = process.stdout.readline().rstrip("\n")
+            if not token_line.startswith(TOKEN_LINE_PREFIX):
+                raise LocalPoolStartError(f"python -m localpool printed no {TOKEN_LINE_PREFIX} line.")
+            token = token_line.removeprefix(TOKEN_LINE_PREFIX)
+        yield RunningPool(process, first_line.removeprefix(ENDPOINT_LINE_PREFIX), first_line, token)
     finally:
         if process.poll() is None:
             process.terminate()

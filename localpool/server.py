@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import re
 import socket
@@ -19,11 +20,14 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from localpool.constants import (
     BASE_PATH,
     JAVASCRIPT_LANGUAGES,
+    LISTEN_BACKLOG,
     MAX_REQUEST_BODY_BYTES,
     NODE_CONTAINER_TYPE,
     OPERATION_ID_PATTERN,
+    REQUEST_READ_TIMEOUT_SECONDS,
+    RETRY_AFTER_SECONDS,
 )
-from localpool.sessions import Execution, Session, SessionLimitError, SessionManager
+from localpool.sessions import Execution, QueueFullError, Session, SessionLimitError, SessionManager
 from smoke.protocol import (
     API_2024_02,
     API_2024_10,
@@ -89,14 +93,22 @@ class PoolServer(ThreadingHTTPServer):
     daemon_threads = True
     # Tests and benchmarks start and stop pools quickly.
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
 
-    def __init__(self, address: tuple[str, int], manager: SessionManager, *, token: str | None, quiet: bool) -> None:
-        """Bind to address (IPv6 when the host contains ':')."""
+    def __init__(
+        self, address: tuple[str, int], manager: SessionManager, *, token: str, quiet: bool, loopback_only: bool
+    ) -> None:
+        """Bind to address (IPv6 when the host contains ':').
+
+        loopback_only: answer only requests whose Host header names a loopback address (against
+        DNS rebinding: a web page's own host name that resolves to 127.0.0.1 is refused).
+        """
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.manager = manager
         self.token = token
         self.quiet = quiet
+        self.loopback_only = loopback_only
         super().__init__(address, PoolRequestHandler)
 
 
@@ -107,6 +119,8 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: warm round trips skip the TCP handshake
     # Without TCP_NODELAY the header and body writes meet Nagle + delayed ACK: ~40 ms per request.
     disable_nagle_algorithm = True
+    # A silent client (half-sent headers or body, or an idle keep-alive) loses its connection.
+    timeout = REQUEST_READ_TIMEOUT_SECONDS
 
     def version_string(self) -> str:
         """The Server header."""
@@ -208,6 +222,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
     # -- request handling -----------------------------------------------------------------------
 
     def _handle(self, method: str) -> None:
+        self._check_host()
         self._authenticate()
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
@@ -226,6 +241,21 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         else:
             raise self._not_found(url.path)
 
+    def _check_host(self) -> None:
+        if not self.server.loopback_only:
+            return
+        host = self.headers.get("Host", "")
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if name.startswith("[") and "]" in name:
+            name = name[1 : name.index("]")]
+        if name not in _LOOPBACK_NAMES and not _is_loopback_address(name):
+            raise ApiError(
+                HTTPStatus.FORBIDDEN,
+                "HostNotAllowed",
+                f"The Host header {_echo(host)} is not a loopback address; this local pool answers only "
+                "requests to 127.0.0.1, ::1 or localhost.",
+            )
+
     def _authenticate(self) -> None:
         scheme, _, credentials = self.headers.get("Authorization", "").strip().partition(" ")
         credentials = credentials.strip()
@@ -237,12 +267,13 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
                 "token for https://dynamicsessions.io).",
                 {"WWW-Authenticate": "Bearer"},
             )
-        expected = self.server.token
-        if expected is not None and not hmac.compare_digest(credentials.encode(), expected.encode()):
+        if not hmac.compare_digest(credentials.encode(), self.server.token.encode()):
             raise ApiError(
-                HTTPStatus.FORBIDDEN,
-                "Forbidden",
-                "The bearer token is not the one this local pool was started with (--token).",
+                HTTPStatus.UNAUTHORIZED,
+                "InvalidToken",
+                "The bearer token is wrong: this local pool accepts only its own token (--token, "
+                "LOCALPOOL_TOKEN, or the DYNAMIC_SESSIONS_TOKEN line it printed at start).",
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
 
     def _not_found(self, path: str) -> ApiError:
@@ -337,9 +368,14 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
             )
         self._body_read = True
         raw = self.rfile.read(size)
+        if len(raw) < size:
+            self.close_connection = True
+            raise ApiError(
+                HTTPStatus.BAD_REQUEST, "IncompleteRequestBody", f"The request body ended after {len(raw)} bytes."
+            )
         try:
             body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as error:
+        except (ValueError, UnicodeDecodeError, RecursionError) as error:  # deep nesting: RecursionError
             raise ApiError(
                 HTTPStatus.BAD_REQUEST, "InvalidRequestBody", f"The request body is not valid JSON ({error})."
             ) from error
@@ -446,6 +482,10 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
     def _acquire(self, identifier: str) -> Session:
         try:
             return self.server.manager.acquire(identifier)
+        except QueueFullError as error:
+            raise ApiError(
+                HTTPStatus.TOO_MANY_REQUESTS, "TooManyRequests", str(error), {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            ) from error
         except SessionLimitError as error:
             # Azure answers 404 when a pool has no room for another session.
             raise ApiError(HTTPStatus.NOT_FOUND, "SessionLimitReached", str(error)) from error
@@ -494,6 +534,16 @@ def _parse_execution_fields(fields: Mapping[str, Any]) -> _ExecutionRequest:
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_EXECUTION_SECONDS:
         raise _bad_body(f"timeoutInSeconds must be a number of seconds above 0 and at most {MAX_EXECUTION_SECONDS}.")
     return _ExecutionRequest(code, known_types[execution_type.lower()], float(timeout))
+
+
+_LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+def _is_loopback_address(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _linger_close(connection: socket.socket) -> None:

@@ -12,8 +12,18 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localpool.constants import MAX_EXECUTION_RECORDS_PER_SESSION, MAX_REAPER_INTERVAL_SECONDS, SESSION_HEAP_MB
-from localpool.node import Interpreter, InterpreterError, NodeRuntime, RunOutcome
+from localpool.constants import (
+    DISK_CHECK_INTERVAL_SECONDS,
+    MAX_EXECUTION_RECORDS_PER_SESSION,
+    MAX_QUEUED_EXECUTIONS_PER_POOL,
+    MAX_QUEUED_EXECUTIONS_PER_SESSION,
+    MAX_REAPER_INTERVAL_SECONDS,
+    MAX_SESSION_DIRECTORY_ENTRIES,
+    SESSION_HEAP_MB,
+    SESSION_MOUNT_POINT,
+)
+from localpool.node import RUNNER_SCRIPT, Interpreter, InterpreterError, NodeRuntime, RunOutcome
+from localpool.sandbox import Sandbox, directory_usage
 from smoke.protocol import (
     OUTPUT_STREAM_MAX_CHARS,
     PENDING_STATUSES,
@@ -28,12 +38,18 @@ ERROR_EXECUTION = "ExecutionError"
 ERROR_TIMEOUT = "ExecutionTimeout"
 ERROR_CRASHED = "InterpreterCrashed"
 ERROR_START_FAILED = "InterpreterStartFailed"
+ERROR_DISK_LIMIT = "SessionDiskLimitExceeded"
+_SHUTTING_DOWN = "The session ended because the local pool is shutting down."
 # Words V8 writes to stderr when it dies for lack of memory.
 _OUT_OF_MEMORY_MARKERS = ("heap limit", "out of memory", "oom", "allocation failed")
 
 
 class SessionLimitError(RuntimeError):
     """A new session would exceed the pool's maximum number of live sessions."""
+
+
+class QueueFullError(RuntimeError):
+    """A session or the pool already has as many unfinished executions as it accepts."""
 
 
 @dataclass
@@ -51,14 +67,19 @@ class Execution:
     error_code: str = ""
     error_message: str = ""
     finished: threading.Event = field(default_factory=threading.Event)
+    # Its place in the session's order of executions.
+    ticket: int = 0
 
     @property
     def pending(self) -> bool:
         """Whether the execution has not finished yet."""
         return self.status in PENDING_STATUSES
 
-    def finish(self, outcome: RunOutcome, timeout: float) -> None:
-        """Record an interpreter outcome; the status is written last so readers see whole results."""
+    def finish(self, outcome: RunOutcome, timeout: float, breach: str = "") -> None:
+        """Record an interpreter outcome; the status is written last so readers see whole results.
+
+        breach: why the server ended the session during the execution (e.g. its disk limit), if it did.
+        """
         self.stdout = outcome.stdout[:OUTPUT_STREAM_MAX_CHARS]
         self.result = outcome.result[:OUTPUT_STREAM_MAX_CHARS]
         self.time_ms = outcome.duration_ms
@@ -67,7 +88,9 @@ class Execution:
             status = STATUS_SUCCEEDED
         else:
             status = STATUS_FAILED
-            self.error_code, self.error_message = _describe_failure(outcome, timeout)
+            self.error_code, self.error_message = (
+                (ERROR_DISK_LIMIT, breach) if breach else _describe_failure(outcome, timeout)
+            )
             if outcome.kind != "error":
                 # The runner already wrote "Uncaught ..." for errors; say what happened otherwise.
                 stderr = f"{stderr}{self.error_message}\n"
@@ -103,7 +126,10 @@ def _describe_failure(outcome: RunOutcome, timeout: float) -> tuple[str, str]:
         )
     process_stderr = outcome.process_stderr.lower()
     if any(marker in process_stderr for marker in _OUT_OF_MEMORY_MARKERS):
-        cause = f"it ran out of memory (the JavaScript heap is capped at {SESSION_HEAP_MB} MB)"
+        cause = (
+            f"it ran out of memory (the JavaScript heap is capped at {SESSION_HEAP_MB} MB, the whole "
+            "sandbox by its memory limit)"
+        )
     else:
         cause = f"it exited with code {outcome.exit_code}"
     return ERROR_CRASHED, f"The session's Node.js process died during the execution: {cause}. {lost}"
@@ -116,14 +142,19 @@ class Session:
     identifier: str
     workdir: Path
     interpreter: Interpreter | None = None
-    # Serialises executions of this session only; other sessions never wait on it.
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Executions of this session run one at a time, in the order they were accepted (tickets);
+    # other sessions never wait on it.
+    turn: threading.Condition = field(default_factory=threading.Condition)
+    next_ticket: int = 0
+    serving: int = 0
     # Executions accepted but not finished; a session with any is never ended by the cooldown.
     active: int = 0
     last_used: float = field(default_factory=time.monotonic)
     executions: OrderedDict[str, Execution] = field(default_factory=OrderedDict)
     # Set when the cooldown or a shutdown ended the session.
     ended: bool = False
+    # Why the server ended the session (a limit it broke), for the execution that was running.
+    breach: str = ""
 
     def record(self, execution: Execution) -> None:
         """Remember an execution for GET /executions/<id>, forgetting the oldest finished ones."""
@@ -144,20 +175,37 @@ class SessionManager:
         *,
         max_sessions: int,
         cooldown_seconds: float,
+        sandbox: Sandbox,
         prewarm: bool = True,
     ) -> None:
         """Create the pool's private temporary directory and start the background threads."""
         self.runtime = runtime
         self.max_sessions = max_sessions
         self.cooldown_seconds = cooldown_seconds
-        self.root = Path(tempfile.mkdtemp(prefix="localpool-"))
+        self.sandbox = sandbox
+        # Resolved: a TMPDIR behind a symbolic link (macOS's /var) must not confuse the binds.
+        self.root = Path(tempfile.mkdtemp(prefix="localpool-")).resolve()
+        sandbox.prepare_directory(self.root, private=False)
+        # The sandbox's user reads the runner from here (the checkout may be private to its owner).
+        self.runner = self.root / RUNNER_SCRIPT.name
+        shutil.copyfile(RUNNER_SCRIPT, self.runner)
+        self.runner.chmod(0o644)
+        try:
+            sandbox.check(self.root)
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
+        self._queued = 0
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._prewarm = prewarm
         self._spare: Interpreter | None = None
         self._spare_wanted = threading.Event()
-        self._threads = [threading.Thread(target=self._reap_loop, name="localpool-reaper", daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._reap_loop, name="localpool-reaper", daemon=True),
+            threading.Thread(target=self._disk_loop, name="localpool-disk", daemon=True),
+        ]
         if prewarm:
             self._threads.append(threading.Thread(target=self._spare_loop, name="localpool-spare", daemon=True))
             self._spare_wanted.set()
@@ -169,12 +217,23 @@ class SessionManager:
     def acquire(self, identifier: str) -> Session:
         """Return the identifier's session (creating it), marked busy until release() is called.
 
-        Raises SessionLimitError when a new session would exceed max_sessions.
+        Raises SessionLimitError when a new session would exceed max_sessions, QueueFullError when
+        the session or the pool already holds its maximum of unfinished executions.
         """
         with self._lock:
             if self._closed.is_set():
                 raise SessionLimitError("The local pool is shutting down.")
             session = self._sessions.get(identifier)
+            if session is not None and session.active >= MAX_QUEUED_EXECUTIONS_PER_SESSION:
+                raise QueueFullError(
+                    f"Session {identifier!r} already has {MAX_QUEUED_EXECUTIONS_PER_SESSION} unfinished "
+                    "executions; wait for one to finish."
+                )
+            if self._queued >= MAX_QUEUED_EXECUTIONS_PER_POOL:
+                raise QueueFullError(
+                    f"The local pool already has {MAX_QUEUED_EXECUTIONS_PER_POOL} unfinished executions; "
+                    "wait for some to finish."
+                )
             if session is None:
                 if len(self._sessions) >= self.max_sessions:
                     raise SessionLimitError(
@@ -185,6 +244,7 @@ class SessionManager:
                 session = self._new_session(identifier)
                 self._sessions[identifier] = session
             session.active += 1
+            self._queued += 1
             return session
 
     def _new_session(self, identifier: str) -> Session:
@@ -197,12 +257,22 @@ class SessionManager:
             spare.close()
         self._spare_wanted.set()
         # Directory names never contain the identifier: identifiers may hold characters like | ; < >.
-        return Session(identifier=identifier, workdir=Path(tempfile.mkdtemp(prefix="session-", dir=self.root)))
+        return Session(identifier=identifier, workdir=self._new_directory())
+
+    def _new_directory(self) -> Path:
+        """A fresh session directory, owned by the sandbox's user."""
+        workdir = Path(tempfile.mkdtemp(prefix="session-", dir=self.root))
+        self.sandbox.prepare_directory(workdir)
+        return workdir
+
+    def _new_interpreter(self, workdir: Path) -> Interpreter:
+        return Interpreter(self.runtime, workdir, OUTPUT_STREAM_MAX_CHARS, self.sandbox, self.runner)
 
     def release(self, session: Session) -> None:
         """Mark one execution of the session as done; the cooldown starts counting from now."""
         with self._lock:
             session.active -= 1
+            self._queued -= 1
             session.last_used = time.monotonic()
 
     def find(self, identifier: str) -> Session | None:
@@ -222,34 +292,49 @@ class SessionManager:
         )
         with self._lock:
             session.record(execution)
+        with session.turn:
+            execution.ticket = session.next_ticket
+            session.next_ticket += 1
         return execution
 
     def run(self, session: Session, execution: Execution, code: str, timeout: float) -> None:
-        """Run the execution in the session's interpreter (waiting for earlier executions of it)."""
-        with session.lock:
-            execution.status = STATUS_RUNNING
-            try:
-                interpreter = session.interpreter
-                if interpreter is None or not interpreter.alive:
-                    if interpreter is not None:
-                        interpreter.close()
-                    session.interpreter = None
-                    if session.ended:
-                        raise InterpreterError("The session ended because the local pool is shutting down.")
-                    interpreter = Interpreter(self.runtime, session.workdir, OUTPUT_STREAM_MAX_CHARS)
-                    session.interpreter = interpreter
-                    if session.ended:
-                        # _end() ran while Node.js was starting; do not leave the process behind.
-                        interpreter.close()
-                        raise InterpreterError("The session ended because the local pool is shutting down.")
-            except InterpreterError as error:
-                execution.fail(ERROR_START_FAILED, str(error))
-                return
-            outcome = interpreter.execute(code, timeout)
-            if outcome.kind in {"timeout", "crash", "broken"}:
-                interpreter.close()
+        """Run the execution in the session's interpreter (after the executions accepted before it).
+
+        Every execution made by new_execution() must be passed here exactly once, or later ones wait.
+        """
+        with session.turn:
+            session.turn.wait_for(lambda: session.serving == execution.ticket)
+        try:
+            self._run_in_turn(session, execution, code, timeout)
+        finally:
+            with session.turn:
+                session.serving += 1
+                session.turn.notify_all()
+
+    def _run_in_turn(self, session: Session, execution: Execution, code: str, timeout: float) -> None:
+        execution.status = STATUS_RUNNING
+        try:
+            interpreter = session.interpreter
+            if interpreter is None or not interpreter.alive:
+                if interpreter is not None:
+                    interpreter.close()
                 session.interpreter = None
-            execution.finish(outcome, timeout)
+                if session.ended:
+                    raise InterpreterError(session.breach or _SHUTTING_DOWN)
+                interpreter = self._new_interpreter(session.workdir)
+                session.interpreter = interpreter
+                if session.ended:
+                    # _end() ran while Node.js was starting; do not leave the process behind.
+                    interpreter.close()
+                    raise InterpreterError(session.breach or _SHUTTING_DOWN)
+        except InterpreterError as error:
+            execution.fail(ERROR_START_FAILED, str(error))
+            return
+        outcome = interpreter.execute(code, timeout)
+        if outcome.kind in {"timeout", "crash", "broken"}:
+            interpreter.close()
+            session.interpreter = None
+        execution.finish(outcome, timeout, session.breach if outcome.kind != "ok" else "")
 
     def _end(self, session: Session) -> None:
         session.ended = True
@@ -276,6 +361,30 @@ class SessionManager:
             for session in expired:
                 self._end(session)
 
+    def _disk_loop(self) -> None:
+        """End sessions whose directory outgrows the disk limit (total bytes or number of entries).
+
+        Measured by the server rather than by a size-limited mount, so the session directory stays a
+        plain host directory that the server itself can read and write.
+        """
+        limit = self.sandbox.limits.disk_bytes
+        while not self._closed.wait(DISK_CHECK_INTERVAL_SECONDS):
+            with self._lock:
+                sessions = list(self._sessions.values())
+            for session in sessions:
+                used, entries = directory_usage(session.workdir, MAX_SESSION_DIRECTORY_ENTRIES)
+                if used <= limit and entries <= MAX_SESSION_DIRECTORY_ENTRIES:
+                    continue
+                session.breach = (
+                    f"The session's files in {SESSION_MOUNT_POINT} went over its disk limit of "
+                    f"{self.sandbox.limits.disk_mb} MiB or {MAX_SESSION_DIRECTORY_ENTRIES} entries, so the "
+                    "session was ended and its files removed; the next execution starts a new session."
+                )
+                with self._lock:
+                    if self._sessions.get(session.identifier) is session:
+                        del self._sessions[session.identifier]
+                self._end(session)
+
     def _spare_loop(self) -> None:
         """Keep one started interpreter ready so a new session's first execution skips Node's start-up."""
         while not self._closed.is_set():
@@ -287,9 +396,9 @@ class SessionManager:
             with self._lock:
                 if self._spare is not None:
                     continue
-            workdir = Path(tempfile.mkdtemp(prefix="session-", dir=self.root))
+            workdir = self._new_directory()
             try:
-                spare = Interpreter(self.runtime, workdir, OUTPUT_STREAM_MAX_CHARS)
+                spare = self._new_interpreter(workdir)
             except InterpreterError:
                 # Without a spare, sessions start their own interpreter (and report any failure).
                 shutil.rmtree(workdir, ignore_errors=True)

@@ -9,7 +9,7 @@
 5. stops the pool.
 
 Exit code: the smoke check's (0 when hello-world ran on both API versions); 2 when the stack's
-settings are rejected, the stack is not NodeLTS or Node.js is missing.
+settings are rejected, the stack is not NodeLTS, or Node.js or bubblewrap is missing.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 from components.azure import SESSION_POOL_TYPE
 from localpool import LocalPool, NodeUnavailableError, UnsupportedContainerTypeError, check_container_type
+from localpool.sandbox import SandboxUnavailableError
 from offline.engine import ProgramRun
 from offline.plan import EXIT_CONFIG_ERROR, ordered, run_or_explain
 from smoke import PoolEndpoint, SessionPoolClient, StaticTokenProvider, new_identifier
@@ -98,12 +99,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     max_sessions = int(pool_inputs["scaleConfiguration"]["maxConcurrentSessions"])
     cooldown = int(pool_inputs["dynamicPoolConfiguration"]["lifecycleConfiguration"]["cooldownPeriodInSeconds"])
-    step(2, f"Start the local pool ({container_type}, {max_sessions} sessions, cooldown {cooldown} s)")
+    # The stack's network setting, mirrored by the local pool's sandboxes.
+    network_status = pool_inputs["sessionNetworkConfiguration"]["status"]
+    step(
+        2,
+        f"Start the local pool ({container_type}, {max_sessions} sessions, cooldown {cooldown} s, {network_status})",
+    )
     # A fresh random token: the pool requires it, and it is never printed.
     token = secrets.token_urlsafe(32)
     try:
-        pool = LocalPool(token=token, max_sessions=max_sessions, cooldown_seconds=cooldown)
-    except NodeUnavailableError as error:
+        pool = LocalPool(
+            token=token, max_sessions=max_sessions, cooldown_seconds=cooldown, network_status=network_status
+        )
+    except (NodeUnavailableError, SandboxUnavailableError) as error:
         print(f"demo: {error}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     with pool:

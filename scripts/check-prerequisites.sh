@@ -41,8 +41,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
     exit 1
 fi
 
-# The local pool's sandbox (bubblewrap): the script installs it when it can, else says how. It is
-# called only once the project has it.
-if [ -f scripts/ensure-bwrap.sh ]; then
-    bash scripts/ensure-bwrap.sh
-fi
+# The local pool's sandbox (bubblewrap): the script installs it when it can, else says how.
+bash scripts/ensure-bwrap.sh

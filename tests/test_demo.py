@@ -37,7 +37,8 @@ def test_make_demo_renders_the_stack_runs_hello_world_both_ways_and_passes(proje
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "azure-native:app:ContainerAppsSessionPool" in out and "pool-pool" in out
-    assert "Start the local pool (NodeLTS, 5 sessions, cooldown 300 s)" in out
+    # The dev stack sets networkStatus: EgressEnabled; the demo mirrors it.
+    assert "Start the local pool (NodeLTS, 5 sessions, cooldown 300 s, EgressEnabled)" in out
     assert out.count('"stdout": "hello-world\\n"') == 2
     assert '"status": "Success"' in out and '"status": "Succeeded"' in out
     assert "PASS hello-world ran on http://127.0.0.1:" in out

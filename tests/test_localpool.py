@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -32,6 +31,7 @@ from tests.support.localpool_helpers import (
     SPEC_2025_10_SYNC_FILE,
     TOKEN,
     PoolClient,
+    host_facts,
     load_data,
     new_identifier,
     process_alive,
@@ -164,18 +164,18 @@ def test_state_is_kept_within_a_session(client: PoolClient) -> None:
     assert legacy["stdout"] == "40\n"
 
 
-def test_sessions_are_isolated(client: PoolClient) -> None:
+def test_sessions_are_isolated(client: PoolClient, pool: LocalPool) -> None:
     first, second = new_identifier(), new_identifier()
     client.run(first, "var secret = 'only-here'; require('fs').writeFileSync('note.txt', 'x')")
     other = client.run(second, "typeof secret")
     assert other["result"]["executionResult"] == "undefined"
-    first_dir = client.run(first, "process.cwd()")["result"]["executionResult"]
-    second_dir = client.run(second, "process.cwd()")["result"]["executionResult"]
-    first_pid = client.run(first, "process.pid")["result"]["executionResult"]
-    second_pid = client.run(second, "process.pid")["result"]["executionResult"]
+    first_pid, first_dir = host_facts(pool, first)
+    second_pid, second_dir = host_facts(pool, second)
     assert first_dir != second_dir and first_pid != second_pid
-    assert (Path(first_dir) / "note.txt").is_file()
-    reading = client.run(second, f"require('fs').readFileSync({str(Path(first_dir) / 'note.txt')!r}, 'utf8')")
+    assert (first_dir / "note.txt").is_file()
+    # Each sandbox sees only its own directory at /mnt/data, and no host path of another.
+    assert client.run(second, "require('fs').existsSync('/mnt/data/note.txt')")["result"]["executionResult"] == "false"
+    reading = client.run(second, f"require('fs').readFileSync({str(first_dir / 'note.txt')!r}, 'utf8')")
     assert reading["status"] == STATUS_FAILED
     assert "ERR_ACCESS_DENIED" in reading["error"]["message"]
 
@@ -243,18 +243,22 @@ def test_missing_bearer_token_is_401(pool: LocalPool) -> None:
     assert basic.status_code == requests.codes.unauthorized
 
 
-def test_wrong_token_is_403_and_never_echoed(pool: LocalPool) -> None:
+def test_wrong_token_is_401_and_never_echoed(pool: LocalPool) -> None:
     wrong = "wrong-token-value-123"
     reply = PoolClient(pool.endpoint, token=wrong).execute(new_identifier(), JS_HELLO)
-    assert reply.status_code == requests.codes.forbidden
-    assert reply.headers["x-ms-error-code"] == "Forbidden"
+    assert reply.status_code == requests.codes.unauthorized
+    assert reply.headers["x-ms-error-code"] == "InvalidToken"
+    assert "token is wrong" in reply.json()["error"]["message"]
     assert set(reply.json()["error"]) == {"code", "message"}
     assert wrong not in reply.text and TOKEN not in reply.text
 
 
-def test_any_bearer_token_is_accepted_without_token_option() -> None:
-    with LocalPool(prewarm=False) as open_pool:
-        reply = PoolClient(open_pool.endpoint, token="anything").legacy(new_identifier(), JS_HELLO)
+def test_without_a_token_option_the_pool_makes_one_and_requires_it() -> None:
+    with LocalPool(prewarm=False) as own_pool:
+        assert own_pool.token_generated and len(own_pool.token) >= 32
+        refused = PoolClient(own_pool.endpoint, token="anything").legacy(new_identifier(), JS_HELLO)
+        assert refused.status_code == requests.codes.unauthorized
+        reply = PoolClient(own_pool.endpoint, token=own_pool.token).legacy(new_identifier(), JS_HELLO)
         assert reply.status_code == requests.codes.ok
         assert reply.json()["properties"]["stdout"] == HELLO_WORLD_STDOUT
 
@@ -432,15 +436,14 @@ def test_sessions_end_after_the_cooldown() -> None:
     with LocalPool(token=TOKEN, cooldown_seconds=cooldown, max_sessions=1, prewarm=False) as short_pool:
         client = PoolClient(short_pool.endpoint)
         identifier = new_identifier()
-        facts = client.run(identifier, "var kept = 1; [process.pid, process.cwd()]")["result"]["executionResult"]
-        pid_text, workdir = facts.strip("[ ]").replace("'", "").split(", ")
-        pid = int(pid_text)
-        assert process_alive(pid) and Path(workdir).is_dir()
+        assert client.run(identifier, "var kept = 1")["status"] == STATUS_SUCCEEDED
+        pid, workdir = host_facts(short_pool, identifier)
+        assert process_alive(pid) and workdir.is_dir()
         started = time.monotonic()
         assert wait_until(lambda: not short_pool.manager.live_sessions(), timeout=10 * cooldown + 5)
         assert time.monotonic() - started >= cooldown * 0.5
         assert wait_until(lambda: not process_alive(pid), timeout=5)
-        assert wait_until(lambda: not Path(workdir).exists(), timeout=5)
+        assert wait_until(lambda: not workdir.exists(), timeout=5)
         # The identifier now starts a new, empty session (and the slot was freed).
         fresh = client.run(identifier, "typeof kept")
         assert fresh["result"]["executionResult"] == "undefined"
@@ -460,7 +463,9 @@ def test_busy_session_is_not_ended_by_the_cooldown() -> None:
 def test_close_ends_sessions_and_removes_files() -> None:
     local_pool = LocalPool(token=TOKEN).start()
     client = PoolClient(local_pool.endpoint)
-    pid = int(client.run(new_identifier(), "process.pid")["result"]["executionResult"])
+    identifier = new_identifier()
+    assert client.run(identifier, "1")["status"] == STATUS_SUCCEEDED
+    pid, _ = host_facts(local_pool, identifier)
     root = local_pool.manager.root
     closer = threading.Thread(target=local_pool.close)
     closer.start()

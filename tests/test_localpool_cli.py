@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import stat
+import tempfile
 from pathlib import Path
 
+import pytest
 import requests
 
 from localpool.constants import NODE_ENV_VAR
+from localpool.process import local_pool_process
 from smoke.protocol import HELLO_WORLD_CODE, HELLO_WORLD_STDOUT, LEGACY_STATUS_SUCCESS
 from tests.support.localpool_helpers import (
     CLI_START_TIMEOUT_SECONDS,
@@ -67,8 +72,22 @@ def test_help_describes_the_options() -> None:
     assert "POOL_MANAGEMENT_ENDPOINT=" in result.stdout
 
 
-def test_cli_prints_the_endpoint_serves_and_stops_cleanly() -> None:
-    with cli_pool("--token", "cli-token", "--max-sessions", "3") as running:
+def _children(pid: int) -> set[int]:
+    """The host pids of a process's children (the CLI's sandboxes)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
+def test_cli_prints_the_endpoint_serves_and_stops_cleanly(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Under the system's /tmp: pytest's own directories are private to their owner, and when the
+    # tests run as root the sandbox's user (nobody) must pass through the pool's parents.
+    tmp_path = Path(tempfile.mkdtemp())
+    tmp_path.chmod(0o711)
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    args = ("--quiet", "--token", "cli-token", "--max-sessions", "3", "--no-prewarm")
+    with local_pool_process(*args, env=env, start_timeout=CLI_START_TIMEOUT_SECONDS) as running:
         assert running.first_line.startswith("POOL_MANAGEMENT_ENDPOINT=http://127.0.0.1:")
         client = PoolClient(running.endpoint, token="cli-token")
         identifier = new_identifier()
@@ -76,18 +95,73 @@ def test_cli_prints_the_endpoint_serves_and_stops_cleanly() -> None:
         assert reply.status_code == requests.codes.ok
         assert reply.json()["properties"]["status"] == LEGACY_STATUS_SUCCESS
         assert reply.json()["properties"]["stdout"] == HELLO_WORLD_STDOUT
-        facts = client.run(identifier, "process.pid + ' ' + process.cwd()")["result"]["executionResult"]
-        pid_text, workdir = facts.split(" ", 1)
-        assert process_alive(int(pid_text)) and Path(workdir).is_dir()
-        assert PoolClient(running.endpoint, token="other").legacy(identifier, "1").status_code == 403
+        client.run(identifier, "require('fs').writeFileSync('/mnt/data/mark.txt', 'x')")
+        (mark,) = tmp_path.glob("localpool-*/session-*/mark.txt")
+        workdir = mark.parent
+        (sandbox_pid,) = _children(running.process.pid)
+        assert PoolClient(running.endpoint, token="other").legacy(identifier, "1").status_code == 401
         client.close()
 
         running.process.send_signal(signal.SIGTERM)
         assert running.process.wait(timeout=CLI_START_TIMEOUT_SECONDS) == 0
         assert running.process.stdout is not None and running.process.stdout.read() == ""
-        assert wait_until(lambda: not process_alive(int(pid_text)), timeout=5)
-        assert not Path(workdir).exists()
-        assert not Path(workdir).parent.exists()
+        assert wait_until(lambda: not process_alive(sandbox_pid), timeout=5)
+        assert not workdir.exists()
+        assert not workdir.parent.exists()
+    tmp_path.rmdir()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a root server starts its sandboxes as nobody (CI runs as root)")
+def test_cli_explains_a_pool_directory_the_sandbox_cannot_reach(tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    result = run_cli("--quiet", "--token", "t", env={**os.environ, "TMPDIR": str(private)})
+    assert result.returncode == 2
+    assert "cannot reach the pool's directory" in result.stderr and "chmod o+x" in result.stderr
+
+
+def test_cli_without_a_token_prints_the_one_it_made_once() -> None:
+    env = {key: value for key, value in os.environ.items() if key != "LOCALPOOL_TOKEN"}
+    with local_pool_process("--quiet", env=env, start_timeout=CLI_START_TIMEOUT_SECONDS) as running:
+        assert len(running.token) >= 32
+        client = PoolClient(running.endpoint, token=running.token)
+        assert client.legacy(new_identifier(), HELLO_WORLD_CODE["NodeLTS"]).status_code == requests.codes.ok
+        assert PoolClient(running.endpoint, token="guess").legacy(new_identifier(), "1").status_code == 401
+        client.close()
+        running.process.send_signal(signal.SIGTERM)
+        running.process.wait(timeout=CLI_START_TIMEOUT_SECONDS)
+        assert running.process.stdout is not None and running.process.stderr is not None
+        assert running.process.stdout.read() == ""
+        assert running.token not in running.process.stderr.read()
+
+
+def test_cli_refuses_to_start_without_bubblewrap() -> None:
+    node = shutil.which("node")
+    assert node is not None
+    env = {"PATH": "/nonexistent", "LOCALPOOL_NODE": node}
+    result = run_cli("--quiet", env=env)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "bubblewrap (bwrap) is not installed" in result.stderr and "apt-get install bubblewrap" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_refuses_a_non_loopback_address_without_a_token() -> None:
+    env = {key: value for key, value in os.environ.items() if key != "LOCALPOOL_TOKEN"}
+    result = run_cli("--host", "0.0.0.0", env=env)
+    assert result.returncode == 2
+    assert "needs an explicit token" in result.stderr
+
+
+def test_no_sandbox_warns_at_every_start() -> None:
+    with cli_pool("--token", "t", "--no-sandbox", "--no-prewarm") as running:
+        client = PoolClient(running.endpoint, token="t")
+        assert client.legacy(new_identifier(), HELLO_WORLD_CODE["NodeLTS"]).status_code == requests.codes.ok
+        client.close()
+        running.process.send_signal(signal.SIGTERM)
+        running.process.wait(timeout=CLI_START_TIMEOUT_SECONDS)
+        assert running.process.stderr is not None
+        assert "WARNING: --no-sandbox" in running.process.stderr.read()
 
 
 def test_ctrl_c_stops_the_cli() -> None:

@@ -187,10 +187,12 @@ def test_a_node_older_than_20_is_named_with_its_version(tmp_path: Path) -> None:
     assert "is version 18.19.0" in result.stderr
 
 
-def prerequisites_copy(tmp_path: Path) -> Path:
-    """scripts/check-prerequisites.sh in an empty project (it works from its parent directory)."""
-    (tmp_path / "scripts").mkdir()
+def prerequisites_copy(tmp_path: Path, ensure_bwrap: str = "exit 0\n") -> Path:
+    """scripts/check-prerequisites.sh in an empty project (it works from its parent directory), beside a
+    stand-in for scripts/ensure-bwrap.sh that runs `ensure_bwrap`."""
+    (tmp_path / "scripts").mkdir(parents=True)
     shutil.copy2(PREREQUISITES, tmp_path / "scripts" / PREREQUISITES.name)
+    (tmp_path / "scripts" / "ensure-bwrap.sh").write_text(ensure_bwrap)
     (tmp_path / ".venv" / "bin").mkdir(parents=True)
     python = tmp_path / ".venv" / "bin" / "python"
     python.write_text("#!/bin/sh\n")
@@ -202,12 +204,10 @@ def run_script(script: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_the_sandbox_check_runs_when_the_project_has_it(tmp_path: Path) -> None:
-    script = prerequisites_copy(tmp_path)
-    assert run_script(script).returncode == 0
-    ensure = tmp_path / "scripts" / "ensure-bwrap.sh"
-    ensure.write_text("echo 'bubblewrap is missing: apt-get install bubblewrap' >&2\nexit 1\n")
-    result = run_script(script)
+def test_the_sandbox_check_stops_the_prerequisites_when_it_fails(tmp_path: Path) -> None:
+    assert run_script(prerequisites_copy(tmp_path / "ok")).returncode == 0
+    missing = "echo 'bubblewrap is missing: apt-get install bubblewrap' >&2\nexit 1\n"
+    result = run_script(prerequisites_copy(tmp_path / "missing", missing))
     assert result.returncode == 1
     assert "apt-get install bubblewrap" in result.stderr
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import requests
 
+from localpool import LocalPool
 from localpool.constants import BASE_PATH, ENDPOINT_LINE_PREFIX
 from localpool.process import RunningPool, local_pool_process
 from smoke.protocol import (
@@ -246,6 +247,16 @@ def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
             return True
         time.sleep(POLL_INTERVAL_SECONDS)
     return predicate()
+
+
+def host_facts(pool: LocalPool, identifier: str) -> tuple[int, Path]:
+    """The host pid of the identifier's sandbox and its session directory on the host.
+
+    Inside the sandbox, process.pid and process.cwd() are the namespace's own (e.g. 2, /mnt/data).
+    """
+    session = pool.manager.find(identifier)
+    assert session is not None and session.interpreter is not None, f"no live sandbox for {identifier}"
+    return session.interpreter.pid, session.workdir
 
 
 def process_alive(pid: int) -> bool:

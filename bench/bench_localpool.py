@@ -1,0 +1,230 @@
+"""Benchmark of the sandboxed local pool (issue 8); prints each figure next to its target.
+
+Run: ``.venv/bin/python bench/bench_localpool.py`` (loopback only, bounded loops, about 30-60 s;
+needs bubblewrap, as the pool does).
+
+1. Warm execution round trip: p50/p95 of synchronous executions on one session (keep-alive).
+2. First execution of a new session (a prewarmed spare sandbox is kept): median and worst.
+3. Memory of an idle session: resident (RSS) and proportional (PSS, shared pages split) set of all
+   processes of one sandbox (bwrap, its init, Node.js), averaged over idle sessions.
+4. 50 live sessions at once: all created, all answering a second round; total memory.
+5. 200 concurrent clients (one connection each) on 10 sessions: how many were answered, and how.
+
+Figures 1 and 5 talk to ``python -m localpool`` in its own process (client and server do not share
+an interpreter); 2-4 use an in-process LocalPool, whose sandboxes' pids are known. No figure is
+asserted; MISS lines say what to look at.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+from localpool import LocalPool  # noqa: E402
+from localpool.process import local_pool_process  # noqa: E402
+from smoke.protocol import API_2024_10, EXECUTIONS_PATH, HELLO_WORLD_CODE  # noqa: E402
+
+TOKEN = "bench-token-not-a-secret"
+WARM_REQUESTS = 300
+NEW_SESSIONS = 15
+# Time for the pool to make its next spare sandbox between two new sessions.
+SPARE_SETTLE_SECONDS = 0.4
+IDLE_SESSIONS = 10
+LIVE_SESSIONS = 50
+CONCURRENT_CLIENTS = 200
+CONCURRENT_IDENTIFIERS = 10
+REQUEST_TIMEOUT_SECONDS = 120.0
+MIB = 1024 * 1024
+
+TARGET_WARM_P50_MS = 5.0
+TARGET_NEW_SESSION_MS = 150.0
+TARGET_IDLE_MIB = 40.0
+
+
+def report(name: str, value: float, unit: str, target: float | None = None, *, at_most: bool = True) -> None:
+    """One line: the figure, and its target with OK/MISS when there is one."""
+    line = f"{name:<48} {value:10.1f} {unit}"
+    if target is not None:
+        ok = value <= target if at_most else value >= target
+        line += f"   target {'<=' if at_most else '>='} {target:g} {unit}: {'OK' if ok else 'MISS'}"
+    print(line, flush=True)
+
+
+def execute(http: requests.Session, endpoint: str, identifier: str, code: str = "1 + 1") -> requests.Response:
+    """One synchronous execution."""
+    return http.post(
+        endpoint + EXECUTIONS_PATH,
+        params={"api-version": API_2024_10, "identifier": identifier},
+        json={"code": code},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=REQUEST_TIMEOUT_SECONDS,
+    )
+
+
+def timed(action: Callable[[], requests.Response]) -> tuple[float, requests.Response]:
+    """Milliseconds an action took, and its response."""
+    started = time.perf_counter()
+    response = action()
+    return (time.perf_counter() - started) * 1000, response
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value below which `fraction` of values lie (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def tree(pid: int) -> list[int]:
+    """pid and all its descendants (via /proc/<pid>/task/*/children)."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                pending += [int(child) for child in (task / "children").read_text().split()]
+            except OSError:
+                continue
+    return found
+
+
+def memory_kib(pid: int, field: str) -> int:
+    """A field (Rss, Pss) of /proc/<pid>/smaps_rollup in KiB; 0 if the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return 0
+    return 0
+
+
+def sandbox_memory(pool: LocalPool, identifier: str) -> tuple[float, float]:
+    """(RSS, PSS) in MiB of every process of the identifier's sandbox."""
+    session = pool.manager.find(identifier)
+    assert session is not None and session.interpreter is not None
+    pids = tree(session.interpreter.pid)
+    return (
+        sum(memory_kib(pid, "Rss") for pid in pids) / 1024,
+        sum(memory_kib(pid, "Pss") for pid in pids) / 1024,
+    )
+
+
+def bench_warm_and_load() -> None:
+    """Figures 1 and 5, against `python -m localpool` in its own process."""
+    args = ("--quiet", "--token", TOKEN, "--max-sessions", "64")
+    with local_pool_process(*args) as running, requests.Session() as http:
+        identifier = f"warm-{uuid.uuid4()}"
+        assert execute(http, running.endpoint, identifier).status_code == requests.codes.accepted
+        times = [timed(lambda: execute(http, running.endpoint, identifier))[0] for _ in range(WARM_REQUESTS)]
+        report("1. warm round trip p50", statistics.median(times), "ms", TARGET_WARM_P50_MS)
+        report("   warm round trip p95", percentile(times, 0.95), "ms")
+
+        identifiers = [f"load-{uuid.uuid4()}" for _ in range(CONCURRENT_IDENTIFIERS)]
+
+        def one(index: int) -> tuple[float, int | str]:
+            with requests.Session() as own:
+                try:
+                    took, reply = timed(
+                        lambda: execute(own, running.endpoint, identifiers[index % len(identifiers)], "1 + 1")
+                    )
+                except requests.RequestException as error:
+                    return 0.0, type(error).__name__
+                return took, reply.status_code
+
+        started = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=CONCURRENT_CLIENTS) as executor:
+            outcomes = list(executor.map(one, range(CONCURRENT_CLIENTS)))
+        wall = time.perf_counter() - started
+        answered = [took for took, status in outcomes if status == requests.codes.accepted]
+        others: dict[str, int] = {}
+        for _, status in outcomes:
+            if status != requests.codes.accepted:
+                others[str(status)] = others.get(str(status), 0) + 1
+        report(
+            f"5. {CONCURRENT_CLIENTS} concurrent clients answered 202",
+            len(answered),
+            "clients",
+            CONCURRENT_CLIENTS,
+            at_most=False,
+        )
+        print(f"   other outcomes: {others or 'none'}; wall {wall:.2f} s", flush=True)
+        if answered:
+            report("   latency p50 under load", statistics.median(answered), "ms")
+            report("   latency p99 under load", percentile(answered, 0.99), "ms")
+
+
+def bench_sessions() -> None:
+    """Figures 2-4, against an in-process LocalPool (its sandboxes' pids are known)."""
+    with LocalPool(token=TOKEN, max_sessions=NEW_SESSIONS + 5) as pool, requests.Session() as http:
+        time.sleep(SPARE_SETTLE_SECONDS)
+        first_times = []
+        for _ in range(NEW_SESSIONS):
+            took, reply = timed(
+                lambda: execute(http, pool.endpoint, f"new-{uuid.uuid4()}", HELLO_WORLD_CODE["NodeLTS"])
+            )
+            assert reply.status_code == requests.codes.accepted, reply.text
+            first_times.append(took)
+            time.sleep(SPARE_SETTLE_SECONDS)
+        report(
+            "2. first execution of a new session (median)", statistics.median(first_times), "ms", TARGET_NEW_SESSION_MS
+        )
+        report("   first execution of a new session (worst)", max(first_times), "ms")
+    with LocalPool(token=TOKEN, prewarm=False) as cold_pool, requests.Session() as http:
+        cold = [
+            timed(lambda: execute(http, cold_pool.endpoint, f"cold-{uuid.uuid4()}", HELLO_WORLD_CODE["NodeLTS"]))[0]
+            for _ in range(5)
+        ]
+        report("   ... without a spare (sandbox + Node.js start)", statistics.median(cold), "ms")
+    with LocalPool(token=TOKEN, max_sessions=LIVE_SESSIONS + 5) as pool, requests.Session() as http:
+        time.sleep(SPARE_SETTLE_SECONDS)
+        idle = [f"idle-{uuid.uuid4()}" for _ in range(IDLE_SESSIONS)]
+        for identifier in idle:
+            execute(http, pool.endpoint, identifier, "var kept = 1")
+        time.sleep(1.0)
+        memories = [sandbox_memory(pool, identifier) for identifier in idle]
+        report("3. idle session RSS (mean)", statistics.mean(rss for rss, _ in memories), "MiB", TARGET_IDLE_MIB)
+        report("   idle session PSS (mean, shared pages split)", statistics.mean(pss for _, pss in memories), "MiB")
+
+        live = [f"live-{uuid.uuid4()}" for _ in range(LIVE_SESSIONS - len(idle))] + idle
+        started = time.perf_counter()
+        for identifier in live:
+            assert execute(http, pool.endpoint, identifier, "var kept = 1").status_code == requests.codes.accepted
+        created = time.perf_counter() - started
+        every = pool.manager.live_sessions()
+        answering = sum(
+            execute(http, pool.endpoint, identifier, "typeof process").json()["result"]["executionResult"] == "object"
+            for identifier in every
+        )
+        report(
+            f"4. live sessions answering a second round (of {len(every)})",
+            answering,
+            "sessions",
+            LIVE_SESSIONS,
+            at_most=False,
+        )
+        print(f"   {len(live)} sessions created in {created:.2f} s", flush=True)
+        pss_total = sum(sandbox_memory(pool, identifier)[1] for identifier in pool.manager.live_sessions())
+        report("   total PSS of all live sandboxes", pss_total, "MiB")
+
+
+def main() -> int:
+    """Run every benchmark and print the figures."""
+    bench_warm_and_load()
+    bench_sessions()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""The one operating-system sandbox every session runtime runs in: bubblewrap (``bwrap``).
+
+A runtime (NodeLTS today) describes itself as a RuntimeCommand: the command line to run inside,
+the host paths it needs read-only and its environment. Sandbox.command() wraps that in bwrap with
+new user, PID, IPC, UTS, mount and (unless egress is enabled) network namespaces:
+
+- read-only: /usr (and the /bin, /lib* links or directories of the host) plus the runtime's own binds;
+- writable: the session directory, bind-mounted at /mnt/data, and a private size-limited /tmp;
+- nothing else: no home, no checkout, no host /tmp, no host sockets, no host /proc, no /etc
+  (except the resolver files when egress is enabled);
+- runs as nobody (uid 65534) inside, with resource limits set by prlimit(1) once inside the new
+  user namespace (so the process count is the sandbox's own, not the host user's);
+- when the server runs as root, bwrap itself is started as nobody too, so session code never maps
+  to root on the host.
+
+The total size of the session directory is enforced by the server (SessionManager measures it),
+so it stays a plain host directory that the server can read and write (the files API).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from localpool.constants import (
+    BWRAP_INSTALL_COMMAND,
+    DEFAULT_SESSION_CPU_SECONDS,
+    DEFAULT_SESSION_DISK_MB,
+    DEFAULT_SESSION_MEMORY_MB,
+    DEFAULT_SESSION_OPEN_FILES,
+    DEFAULT_SESSION_PROCESSES,
+    MIB,
+    SANDBOX_GID,
+    SANDBOX_HOSTNAME,
+    SANDBOX_UID,
+    SESSION_MOUNT_POINT,
+    SESSION_TMP_BYTES,
+    USERNS_FIX_COMMAND,
+)
+
+BWRAP = "bwrap"
+PRLIMIT = "/usr/bin/prlimit"
+# The sandbox's private, memory-backed /tmp (a fresh tmpfs, never the host's).
+SANDBOX_TMP = "/tmp"  # noqa: S108
+# Top-level host paths that are links into /usr on merged-/usr systems, directories elsewhere.
+_SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# What name resolution and TLS need when the sandbox shares the host's network.
+_NETWORK_FILES = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/ssl", "/etc/ca-certificates")
+_PROBE_TIMEOUT_SECONDS = 10.0
+# bwrap's words when the kernel refuses it a user namespace (sysctl, AppArmor, seccomp of a container).
+_USERNS_REFUSALS = ("user namespace", "uid map", "permission denied", "operation not permitted", "no permissions")
+
+
+class SandboxUnavailableError(RuntimeError):
+    """bubblewrap is missing or cannot create namespaces here; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Resource limits of one session's sandbox (defaults in localpool/constants.py)."""
+
+    memory_mb: int = DEFAULT_SESSION_MEMORY_MB
+    cpu_seconds: int = DEFAULT_SESSION_CPU_SECONDS
+    processes: int = DEFAULT_SESSION_PROCESSES
+    open_files: int = DEFAULT_SESSION_OPEN_FILES
+    disk_mb: int = DEFAULT_SESSION_DISK_MB
+
+    @property
+    def disk_bytes(self) -> int:
+        """The total disk limit of the session directory in bytes."""
+        return self.disk_mb * MIB
+
+    def prlimit_args(self) -> list[str]:
+        """prlimit(1) options setting each limit (soft = hard, so session code cannot raise them)."""
+        return [
+            f"--as={_UNLIMITED}",  # address space stays free: WebAssembly and fetch reserve large ranges
+            f"--data={self.memory_mb * MIB}",
+            f"--cpu={self.cpu_seconds}",
+            f"--nproc={self.processes}",
+            f"--nofile={self.open_files}",
+            f"--fsize={self.disk_bytes}",
+            "--core=0",
+        ]
+
+
+_UNLIMITED = "unlimited"
+
+
+@dataclass(frozen=True)
+class RuntimeCommand:
+    """What a runtime needs from the sandbox: its command line, read-only binds and environment.
+
+    argv uses paths as seen inside the sandbox; ro_binds maps host paths to where they appear
+    inside (the same path when None).
+    """
+
+    argv: Sequence[str]
+    ro_binds: Mapping[str, str | None] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How sessions are contained: bubblewrap with limits, or (trusted code only) not at all."""
+
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+    egress: bool = False
+    enabled: bool = True
+    bwrap: str = BWRAP
+
+    @property
+    def drops_root(self) -> bool:
+        """Whether sandboxes are started as nobody because the server runs as root."""
+        return self.enabled and os.geteuid() == 0
+
+    def check(self, directory: Path | None = None) -> None:
+        """Raise SandboxUnavailableError unless bwrap is installed and can create its namespaces.
+
+        directory: also check that the sandbox's user can reach this host directory (the pool's root).
+        """
+        if not self.enabled:
+            return
+        found = shutil.which(self.bwrap)
+        if found is None:
+            raise SandboxUnavailableError(
+                f"bubblewrap (bwrap) is not installed, and the local pool runs session code only inside "
+                f"its sandbox: install it with '{BWRAP_INSTALL_COMMAND}' (as root)."
+            )
+        binds = ["--ro-bind", str(directory), SESSION_MOUNT_POINT] if directory is not None else []
+        probe = [found, *self._namespace_args(), *self._system_binds(), *binds, "--", "/usr/bin/true"]
+        try:
+            completed = subprocess.run(  # noqa: S603 - fixed argument list
+                probe, capture_output=True, text=True, timeout=_PROBE_TIMEOUT_SECONDS, check=False, **self.popen_user()
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise SandboxUnavailableError(f"bubblewrap ({found}) could not be run: {error}.") from error
+        if completed.returncode != 0:
+            said = completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else "no message"
+            if directory is not None:
+                raise SandboxUnavailableError(
+                    f"The sandbox's user (uid {SANDBOX_UID}) cannot reach the pool's directory {directory} "
+                    f"(bwrap said: {said}); let it pass through every parent directory (chmod o+x) or "
+                    "point TMPDIR at a directory that allows it."
+                )
+            if any(word in said.lower() for word in _USERNS_REFUSALS):
+                raise SandboxUnavailableError(
+                    f"bubblewrap cannot create user namespaces here (it said: {said}); allow them, e.g. on "
+                    f"Ubuntu 24.04 with 'sudo {USERNS_FIX_COMMAND}'."
+                )
+            raise SandboxUnavailableError(f"bubblewrap failed to start a test sandbox (it said: {said}).")
+
+    def popen_user(self) -> dict[str, Any]:
+        """subprocess.Popen arguments that start bwrap as nobody when the server runs as root."""
+        if not self.drops_root:
+            return {}
+        return {"user": SANDBOX_UID, "group": SANDBOX_GID, "extra_groups": []}
+
+    def prepare_directory(self, path: Path, *, private: bool = True) -> None:
+        """Make a host directory usable by the sandbox's user (it owns session directories)."""
+        if not self.drops_root:
+            return
+        if private:
+            os.chown(path, SANDBOX_UID, SANDBOX_GID)
+            path.chmod(0o700)
+        else:
+            # The pool's root: nobody may pass through it to its own session directory, not list it.
+            path.chmod(0o711)
+
+    def command(self, runtime: RuntimeCommand, session_dir: Path) -> list[str]:
+        """The full command line running runtime in a sandbox with session_dir at /mnt/data."""
+        if not self.enabled:
+            return list(runtime.argv)
+        args = [self.bwrap, *self._namespace_args(), *self._system_binds()]
+        if self.egress:
+            for path in _NETWORK_FILES:
+                args += ["--ro-bind-try", path, path]
+        for host, inside in runtime.ro_binds.items():
+            args += ["--ro-bind", host, inside or host]
+        args += [
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--size",
+            str(SESSION_TMP_BYTES),
+            "--perms",
+            "1777",
+            "--tmpfs",
+            SANDBOX_TMP,
+            "--bind",
+            str(session_dir),
+            SESSION_MOUNT_POINT,
+            "--chdir",
+            SESSION_MOUNT_POINT,
+            "--clearenv",
+        ]
+        # bwrap's root and /dev are memory-backed and writable by the sandbox's user: made read-only,
+        # so the only writable places are /mnt/data and the size-limited /tmp.
+        args += ["--remount-ro", "/dev", "--remount-ro", "/"]
+        for name, value in {"HOME": SESSION_MOUNT_POINT, "TMPDIR": SANDBOX_TMP, **runtime.env}.items():
+            args += ["--setenv", name, value]
+        return [*args, "--", PRLIMIT, *self.limits.prlimit_args(), "--", *runtime.argv]
+
+    def _namespace_args(self) -> list[str]:
+        args = [
+            "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
+            "--die-with-parent",
+            "--new-session",
+            "--uid",
+            str(SANDBOX_UID),
+            "--gid",
+            str(SANDBOX_GID),
+            "--hostname",
+            SANDBOX_HOSTNAME,
+        ]
+        if self.egress:
+            args.append("--share-net")
+        return args
+
+    @staticmethod
+    def _system_binds() -> list[str]:
+        args = ["--ro-bind", "/usr", "/usr"]
+        for path in _SYSTEM_LINKS:
+            if os.path.islink(path):
+                args += ["--symlink", os.readlink(path), path]
+            elif os.path.isdir(path):
+                args += ["--ro-bind", path, path]
+        return args
+
+
+def directory_usage(path: Path, max_entries: int) -> tuple[int, int]:
+    """(bytes allocated on disk, entries) under path, without following links; stops past max_entries."""
+    used = 0
+    entries = 0
+    pending = [path]
+    while pending and entries <= max_entries:
+        try:
+            with os.scandir(pending.pop()) as listing:
+                for entry in listing:
+                    entries += 1
+                    try:
+                        stat = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    used += stat.st_blocks * 512
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(Path(entry.path))
+        except OSError:
+            continue
+    return used, entries

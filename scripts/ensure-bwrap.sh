@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Make sure bubblewrap (bwrap) works here: the local pool runs session code only inside its sandbox.
+#   exit 0  bwrap is installed and can create its namespaces (installing it first when run as root
+#           with apt-get, as CI does);
+#   exit 1  it is missing and cannot be installed from here, or user namespaces are blocked: the
+#           message on stderr says the exact command that fixes it.
+set -euo pipefail
+
+INSTALL_COMMAND="apt-get install bubblewrap"
+USERNS_COMMAND="sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"
+
+# The same kind of sandbox the pool makes, doing nothing; as root, started as nobody, as the pool does.
+probe() {
+    local as_pool=()
+    if [ "$(id -u)" = 0 ]; then
+        as_pool=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+    fi
+    "${as_pool[@]}" bwrap --unshare-all --unshare-user --die-with-parent --new-session \
+        --ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/bin /bin \
+        -- /usr/bin/true
+}
+
+if ! command -v bwrap >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "ensure-bwrap: installing bubblewrap (apt-get install bubblewrap)" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+    else
+        echo "ensure-bwrap: bubblewrap (bwrap) is not installed; the local pool needs it: sudo $INSTALL_COMMAND" >&2
+        exit 1
+    fi
+fi
+
+if ! said=$(probe 2>&1); then
+    echo "ensure-bwrap: bwrap cannot create its namespaces here ($said);" \
+        "allow unprivileged user namespaces, e.g. on Ubuntu 24.04: sudo $USERNS_COMMAND" >&2
+    exit 1
+fi

@@ -1,0 +1,539 @@
+"""Session code tried as an attacker would (issue 8): each attack is contained by the sandbox, and
+the pool still answers hello-world afterwards.
+
+These tests need bubblewrap: without it the pool refuses to start and they fail with its one-line
+message (never skipped; CI installs bubblewrap with scripts/ensure-bwrap.sh). To see them fail
+without the fix, run them once with LOCALPOOL_ATTACKS_NO_SANDBOX=1 (the pool then runs with
+sandbox=False, as `python -m localpool --no-sandbox` does).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from localpool import LocalPool
+from localpool.constants import (
+    EGRESS_ENABLED,
+    MAX_QUEUED_EXECUTIONS_PER_POOL,
+    MAX_QUEUED_EXECUTIONS_PER_SESSION,
+    SANDBOX_HOSTNAME,
+    SESSION_MOUNT_POINT,
+)
+from localpool.sandbox import SandboxLimits
+from smoke.protocol import API_2024_10, EXECUTIONS_PATH, HELLO_WORLD_CODE, HELLO_WORLD_STDOUT, STATUS_FAILED
+from tests.support.localpool_helpers import (
+    PROJECT_ROOT,
+    TOKEN,
+    PoolClient,
+    host_facts,
+    new_identifier,
+    process_alive,
+    raw_request,
+    wait_until,
+)
+
+SANDBOXED = os.environ.get("LOCALPOOL_ATTACKS_NO_SANDBOX") != "1"
+HANG_TIMEOUT_SECONDS = 2
+# Well above the 64 KiB a pipe holds: the write to a busy runner blocks.
+BIG_CODE_BYTES = 200 * 1024
+# How long a host listener waits for a connection the sandbox must not make.
+NO_CONNECTION_SECONDS = 0.5
+CONCURRENT_CLIENTS = 200
+SMALL_DISK_MB = 8
+
+
+def _pool(**options: object) -> LocalPool:
+    return LocalPool(token=TOKEN, sandbox=SANDBOXED, **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[LocalPool]:
+    """The module's pool (EgressDisabled, as the program's default), sandboxed unless told otherwise."""
+    # Each test opens a few sessions; a short cooldown ends them soon after (none waits that long).
+    options = {"max_sessions": 48, "cooldown_seconds": 3.0, "limits": SandboxLimits(disk_mb=SMALL_DISK_MB)}
+    with _pool(**options) as local_pool:
+        yield local_pool
+
+
+@pytest.fixture(scope="module")
+def egress_pool() -> Iterator[LocalPool]:
+    """A pool with EgressEnabled: sessions share the host's network."""
+    with _pool(max_sessions=8, network_status=EGRESS_ENABLED) as local_pool:
+        yield local_pool
+
+
+@pytest.fixture
+def client(pool: LocalPool) -> Iterator[PoolClient]:
+    """A client of the module's pool."""
+    with PoolClient(pool.endpoint) as pool_client:
+        yield pool_client
+
+
+def _result(client: PoolClient, code: str, identifier: str | None = None, **fields: object) -> str:
+    body = client.run(identifier or new_identifier("attack"), code, **fields)
+    return str(body["result"]["executionResult"])
+
+
+def assert_still_serving(endpoint: str) -> None:
+    """The pool answers a new session's hello-world."""
+    with PoolClient(endpoint) as fresh:
+        body = fresh.run(new_identifier("after"), HELLO_WORLD_CODE["NodeLTS"])
+        assert body["result"]["stdout"] == HELLO_WORLD_STDOUT, body
+
+
+@pytest.fixture
+def host_listener() -> Iterator[socket.socket]:
+    """A TCP listener on the host's loopback that session code must not reach."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.settimeout(NO_CONNECTION_SECONDS)
+        yield listener
+
+
+def _no_connection(listener: socket.socket) -> bool:
+    try:
+        connection, _ = listener.accept()
+    except TimeoutError:
+        return True
+    connection.close()
+    return False
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def test_process_report_cannot_write_outside_the_session(client: PoolClient, pool: LocalPool, tmp_path: Path) -> None:
+    target = tmp_path / "planted"
+    target.mkdir()
+    target.chmod(0o777)
+    victim = new_identifier("victim")
+    client.run(victim, "1")
+    _, victim_dir = host_facts(pool, victim)
+    for directory in (target, victim_dir):
+        code = (
+            f"process.report.directory = {str(directory)!r}; process.report.filename = 'x.json'; "
+            "try { process.report.writeReport() } catch (e) { e.code }"
+        )
+        client.run(new_identifier("attack"), code)
+        assert not (directory / "x.json").exists()
+    assert list(target.iterdir()) == []
+    assert_still_serving(pool.endpoint)
+
+
+@pytest.mark.parametrize(
+    "path", ["/etc/passwd", "/etc/shadow", "/root/.bashrc", str(PROJECT_ROOT / "README.md"), "/proc/1/environ"]
+)
+def test_host_files_are_not_readable(client: PoolClient, pool: LocalPool, path: str) -> None:
+    code = f"try {{ require('fs').readFileSync({path!r}, 'utf8').slice(0, 40) }} catch (e) {{ 'refused ' + e.code }}"
+    assert _result(client, code).startswith("refused ")
+    assert_still_serving(pool.endpoint)
+
+
+def test_the_host_tmp_and_home_are_not_visible(client: PoolClient, pool: LocalPool) -> None:
+    with tempfile.NamedTemporaryFile(dir="/tmp", prefix="host-only-") as planted:
+        for path in (planted.name, str(Path.home()), str(PROJECT_ROOT)):
+            code = f"try {{ require('fs').statSync({path!r}); 'visible' }} catch (e) {{ e.code }}"
+            assert _result(client, code) in {"ENOENT", "ERR_ACCESS_DENIED"}
+    assert_still_serving(pool.endpoint)
+
+
+def test_symlinks_and_hard_links_do_not_lead_out(client: PoolClient, pool: LocalPool, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host secret")
+    identifier = new_identifier("links")
+    code = f"""
+        const fs = require('fs');
+        const tries = [];
+        for (const [kind, make] of [['symlink', fs.symlinkSync], ['link', fs.linkSync]]) {{
+          try {{ make({str(secret)!r}, '{SESSION_MOUNT_POINT}/' + kind); tries.push(kind + ' made'); }}
+          catch (e) {{ tries.push(kind + ' ' + e.code); }}
+          try {{ tries.push(fs.readFileSync('{SESSION_MOUNT_POINT}/' + kind, 'utf8')); }}
+          catch (e) {{ tries.push(e.code); }}
+        }}
+        tries.join(' | ')
+    """
+    outcome = _result(client, code, identifier)
+    assert "host secret" not in outcome
+    # Nor does the server follow what the session left behind.
+    _, workdir = host_facts(pool, identifier)
+    for entry in workdir.iterdir():
+        assert not entry.is_symlink() or entry.resolve() != secret
+    assert secret.read_text() == "host secret"
+    assert_still_serving(pool.endpoint)
+
+
+def test_a_second_session_cannot_read_the_first_ones_globals_or_files(client: PoolClient, pool: LocalPool) -> None:
+    first, second = new_identifier("first"), new_identifier("second")
+    client.run(first, "var secret = 's3cr3t'; require('fs').writeFileSync('note.txt', secret)")
+    _, first_dir = host_facts(pool, first)
+    assert _result(client, "typeof secret", second) == "undefined"
+    assert _result(client, "require('fs').existsSync('note.txt')", second) == "false"
+    code = f"try {{ require('fs').readFileSync({str(first_dir / 'note.txt')!r}, 'utf8') }} catch (e) {{ e.code }}"
+    assert _result(client, code, second) != "s3cr3t"
+    assert_still_serving(pool.endpoint)
+
+
+def test_disk_fill_ends_the_session_and_frees_its_files(client: PoolClient, pool: LocalPool) -> None:
+    identifier = new_identifier("fill")
+    client.run(identifier, "1")
+    _, workdir = host_facts(pool, identifier)
+    chunk_mb = 2
+    code = f"""
+        const fs = require('fs');
+        const chunk = Buffer.alloc({chunk_mb} * 1024 * 1024, 1);
+        let written = 0;
+        (async () => {{
+          for (let i = 0; ; i++) {{
+            fs.writeFileSync('fill-' + i, chunk); written += {chunk_mb};
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }}
+        }})()
+    """
+    body = client.run(identifier, code, timeoutInSeconds=20)
+    assert body["status"] == STATUS_FAILED
+    assert body["error"]["code"] == "SessionDiskLimitExceeded", body
+    assert f"disk limit of {SMALL_DISK_MB} MiB" in body["error"]["message"]
+    assert wait_until(lambda: not workdir.exists(), timeout=5)
+    assert _result(client, "require('fs').readdirSync('.').length", identifier) == "0"
+    assert_still_serving(pool.endpoint)
+
+
+def test_the_private_tmp_is_small(client: PoolClient, pool: LocalPool) -> None:
+    code = """
+        try {
+          for (let i = 0; i < 100; i++) require('fs').writeFileSync('/tmp/f' + i, Buffer.alloc(1 << 20));
+          'wrote all'
+        } catch (e) { e.code }
+    """
+    assert _result(client, code) in {"ENOSPC", "ERR_ACCESS_DENIED"}
+    assert_still_serving(pool.endpoint)
+
+
+# -- network ----------------------------------------------------------------------------------
+
+_TCP_CONNECT = """
+new Promise((resolve) => {
+  const socket = require('net').connect(%s);
+  socket.on('connect', () => { socket.end(); resolve('connected'); });
+  socket.on('error', (e) => resolve(e.code));
+  setTimeout(() => resolve('timeout'), 1000);
+})
+"""
+
+
+def test_tcp_to_the_host_is_unreachable(client: PoolClient, pool: LocalPool, host_listener: socket.socket) -> None:
+    port = host_listener.getsockname()[1]
+    assert _result(client, _TCP_CONNECT % f"{port}, '127.0.0.1'") != "connected"
+    assert _no_connection(host_listener)
+    assert_still_serving(pool.endpoint)
+
+
+def test_udp_to_the_host_is_not_delivered(client: PoolClient, pool: LocalPool) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(NO_CONNECTION_SECONDS)
+        port = receiver.getsockname()[1]
+        code = f"""
+            new Promise((resolve) => {{
+              const s = require('dgram').createSocket('udp4');
+              s.send('ping', {port}, '127.0.0.1', (e) => {{ s.close(); resolve(e ? e.code : 'sent'); }});
+            }})
+        """
+        client.run(new_identifier("udp"), code)
+        with pytest.raises(TimeoutError):
+            receiver.recvfrom(64)
+    assert_still_serving(pool.endpoint)
+
+
+def test_host_unix_sockets_are_unreachable(client: PoolClient, pool: LocalPool) -> None:
+    directory = Path(tempfile.mkdtemp(prefix="agent-"))
+    directory.chmod(0o755)
+    path = directory / "agent.sock"
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(str(path))
+            path.chmod(0o777)
+            listener.listen(1)
+            listener.settimeout(NO_CONNECTION_SECONDS)
+            assert _result(client, _TCP_CONNECT % repr(str(path))) != "connected"
+            assert _no_connection(listener)
+    finally:
+        path.unlink(missing_ok=True)
+        directory.rmdir()
+    assert_still_serving(pool.endpoint)
+
+
+def test_a_listening_port_in_a_session_is_not_reachable_from_the_host(client: PoolClient, pool: LocalPool) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = f"""
+        new Promise((resolve) => {{
+          const server = require('net').createServer((s) => s.end('pwned'));
+          server.on('error', (e) => resolve(e.code));
+          server.listen({port}, '127.0.0.1', () => resolve('listening'));
+        }})
+    """
+    client.run(new_identifier("listen"), code)
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=NO_CONNECTION_SECONDS):
+        pass
+    assert_still_serving(pool.endpoint)
+
+
+def test_egress_disabled_has_only_loopback_and_no_route(client: PoolClient, pool: LocalPool) -> None:
+    interfaces = _result(client, "Object.keys(require('os').networkInterfaces()).join(',')")
+    assert interfaces == "lo"
+    assert _result(client, _TCP_CONNECT % "53, '8.8.8.8'") in {"ENETUNREACH", "EHOSTUNREACH", "timeout"}
+    assert_still_serving(pool.endpoint)
+
+
+# -- time -------------------------------------------------------------------------------------
+
+
+def test_a_busy_timer_and_big_code_cannot_hang_a_session(client: PoolClient, pool: LocalPool) -> None:
+    identifier = new_identifier("hang")
+    client.run(identifier, "setTimeout(() => { for (;;) {} }, 100); 'armed'")
+    time.sleep(0.3)
+    started = time.monotonic()
+    big = "//" + "x" * BIG_CODE_BYTES + "\n1"
+    body = client.run(identifier, big, timeoutInSeconds=HANG_TIMEOUT_SECONDS)
+    assert time.monotonic() - started < HANG_TIMEOUT_SECONDS + 3
+    assert body["status"] == STATUS_FAILED and body["error"]["code"] == "ExecutionTimeout"
+    # The sandbox was killed; the identifier starts fresh and answers at once.
+    assert _result(client, "typeof armed + ' fresh'", identifier) == "undefined fresh"
+    assert_still_serving(pool.endpoint)
+
+
+def test_hung_sessions_are_reaped_and_free_their_slots() -> None:
+    with _pool(max_sessions=2, cooldown_seconds=1.0, prewarm=False) as small:
+        client = PoolClient(small.endpoint)
+        pids = []
+        for _ in range(2):
+            identifier = new_identifier("hung")
+            client.run(identifier, "setTimeout(() => { for (;;) {} }, 50); 1")
+            pids.append(host_facts(small, identifier)[0])
+            client.run(identifier, "//" + "x" * BIG_CODE_BYTES, timeoutInSeconds=HANG_TIMEOUT_SECONDS)
+        assert wait_until(lambda: not small.manager.live_sessions(), timeout=10)
+        assert not any(process_alive(pid) for pid in pids)
+        assert_still_serving(small.endpoint)
+        client.close()
+
+
+# -- processes, signals, memory ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "require('child_process').execSync('id').toString()",
+        "new (require('worker_threads').Worker)('1', { eval: true }); 'started'",
+        "for (let i = 0; i < 1000; i++) require('child_process').spawn('sleep', ['60']); 'forked'",
+    ],
+)
+def test_child_processes_and_fork_bombs_are_refused(client: PoolClient, pool: LocalPool, code: str) -> None:
+    body = client.run(new_identifier("fork"), code)
+    assert body["status"] == STATUS_FAILED
+    assert_still_serving(pool.endpoint)
+
+
+def test_signals_cannot_reach_the_server(client: PoolClient, pool: LocalPool) -> None:
+    for signal_name in ("SIGTERM", "SIGKILL", "SIGUSR1"):
+        code = f"try {{ process.kill({os.getpid()}, '{signal_name}'); 'sent' }} catch (e) {{ e.code }}"
+        assert _result(client, code) in {"EPERM", "ESRCH"}
+    assert _result(client, "try { process.kill(-1, 'SIGKILL'); 'sent' } catch (e) { e.code }") in {"EPERM", "ESRCH"}
+    assert_still_serving(pool.endpoint)
+
+
+def test_memory_outside_the_heap_is_bounded(client: PoolClient, pool: LocalPool) -> None:
+    code = "const hoard = []; for (;;) hoard.push(Buffer.alloc(64 * 1024 * 1024, 1));"
+    body = client.run(new_identifier("buffers"), code, timeoutInSeconds=30)
+    assert body["status"] == STATUS_FAILED
+    assert_still_serving(pool.endpoint)
+
+
+def test_webassembly_works_in_a_session(client: PoolClient, pool: LocalPool) -> None:
+    # (module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add)) + a 64 MiB memory
+    wasm = [0, 97, 115, 109, 1, 0, 0, 0, 1, 7, 1, 96, 2, 127, 127, 1, 127, 3, 2, 1, 0, 7, 7, 1, 3, 97, 100, 100, 0, 0]
+    wasm += [10, 9, 1, 7, 0, 32, 0, 32, 1, 106, 11]
+    code = (
+        f"new WebAssembly.Memory({{ initial: 1024 }}); "
+        f"WebAssembly.instantiate(new Uint8Array({wasm})).then((m) => m.instance.exports.add(2, 3))"
+    )
+    assert _result(client, code) == "5"
+    assert_still_serving(pool.endpoint)
+
+
+# -- what a session can learn -----------------------------------------------------------------
+
+
+def test_the_host_identity_and_checkout_do_not_leak(client: PoolClient, pool: LocalPool) -> None:
+    code = """
+        const os = require('os');
+        let user; try { user = os.userInfo().username } catch (e) { user = 'none' }
+        JSON.stringify({ user, host: os.hostname(), argv: process.argv, cwd: process.cwd(), home: os.homedir(),
+                         uid: process.getuid(), exec: process.execPath, file: __filename })
+    """
+    facts = _result(client, code)
+    assert str(PROJECT_ROOT) not in facts
+    assert socket.gethostname() not in facts
+    assert f'"host":"{SANDBOX_HOSTNAME}"' in facts
+    assert '"uid":65534' in facts
+    assert f'"cwd":"{SESSION_MOUNT_POINT}"' in facts
+    assert_still_serving(pool.endpoint)
+
+
+# -- access -----------------------------------------------------------------------------------
+
+
+def test_a_session_cannot_drive_the_pool_from_inside(client: PoolClient, pool: LocalPool) -> None:
+    """No route to the pool's port without egress, and never the token (nothing in its environment)."""
+    url = pool.endpoint + EXECUTIONS_PATH + f"?api-version={API_2024_10}&identifier=victim-0001"
+    code = f"fetch({url!r}, {{ method: 'POST' }}).then((r) => String(r.status), (e) => 'unreachable')"
+    assert _result(client, code) == "unreachable"
+    assert "TOKEN" not in _result(client, "Object.keys(process.env).join(',')").upper()
+    assert_still_serving(pool.endpoint)
+
+
+def test_with_egress_a_session_reaches_the_host_but_not_the_pool_without_its_token(egress_pool: LocalPool) -> None:
+    class Hello(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with PoolClient(egress_pool.endpoint) as client:
+            fetched = f"fetch('http://127.0.0.1:{server.server_address[1]}/').then((r) => r.text())"
+            assert _result(client, fetched) == "ok"
+            url = egress_pool.endpoint + EXECUTIONS_PATH + f"?api-version={API_2024_10}&identifier=victim-0001"
+            attempt = f"fetch({url!r}, {{ method: 'POST', body: '{{}}' }}).then((r) => String(r.status))"
+            assert _result(client, attempt) == "401"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert_still_serving(egress_pool.endpoint)
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:80", "192.168.1.5"])
+def test_dns_rebinding_hosts_are_refused(pool: LocalPool, host: str) -> None:
+    head = (
+        f"POST {pool.endpoint.split(str(pool.port), 1)[1]}{EXECUTIONS_PATH}?api-version={API_2024_10}"
+        f"&identifier=rebind-0001 HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 11\r\nConnection: close"
+    )
+    reply = raw_request(pool.host, pool.port, head, b'{"code":"1"}'[:11])
+    assert reply.status == requests.codes.forbidden
+    assert reply.body["error"]["code"] == "HostNotAllowed"
+    assert_still_serving(pool.endpoint)
+
+
+# -- load -------------------------------------------------------------------------------------
+
+
+def test_deeply_nested_json_is_400(pool: LocalPool) -> None:
+    depth = 100_000
+    body = b'{"code": ' + b"[" * depth + b"]" * depth + b"}"
+    reply = requests.post(
+        pool.endpoint + EXECUTIONS_PATH,
+        params={"api-version": API_2024_10, "identifier": new_identifier()},
+        data=body,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert reply.status_code == requests.codes.bad_request
+    assert reply.json()["error"]["code"] == "InvalidRequestBody"
+    assert_still_serving(pool.endpoint)
+
+
+def test_queued_executions_per_session_are_capped_with_429(client: PoolClient, pool: LocalPool) -> None:
+    identifier = new_identifier("queue")
+    client.run(identifier, "1")
+    replies = [
+        client.execute(identifier, "new Promise((r) => setTimeout(r, 300))", executionType="Asynchronous")
+        for _ in range(MAX_QUEUED_EXECUTIONS_PER_SESSION + 3)
+    ]
+    statuses = [reply.status_code for reply in replies]
+    assert statuses.count(requests.codes.accepted) == MAX_QUEUED_EXECUTIONS_PER_SESSION
+    refused = [reply for reply in replies if reply.status_code == requests.codes.too_many_requests]
+    assert len(refused) == 3
+    assert all(reply.headers["Retry-After"].isdigit() for reply in refused)
+    assert refused[0].json()["error"]["code"] == "TooManyRequests"
+    assert_still_serving(pool.endpoint)
+
+
+def test_queued_executions_per_pool_are_capped_with_429() -> None:
+    sessions = MAX_QUEUED_EXECUTIONS_PER_POOL // MAX_QUEUED_EXECUTIONS_PER_SESSION + 1
+    with _pool(max_sessions=sessions + 1, prewarm=False) as small, PoolClient(small.endpoint) as client:
+        statuses = [
+            client.execute(
+                f"cap-{index % sessions:04d}", "new Promise((r) => setTimeout(r, 10000))", executionType="Asynchronous"
+            ).status_code
+            for index in range(MAX_QUEUED_EXECUTIONS_PER_POOL + 5)
+        ]
+        assert statuses.count(requests.codes.accepted) == MAX_QUEUED_EXECUTIONS_PER_POOL
+        assert statuses[-5:] == [requests.codes.too_many_requests] * 5
+        # The last session has room of its own, but the pool as a whole has none.
+        refused = client.execute(f"cap-{sessions:04d}", "1")
+        assert refused.status_code == requests.codes.too_many_requests
+        assert "unfinished executions" in refused.json()["error"]["message"]
+
+
+def test_two_hundred_concurrent_clients_are_all_answered(pool: LocalPool) -> None:
+    identifiers = [new_identifier("load") for _ in range(10)]
+
+    def one(index: int) -> int:
+        with requests.Session() as http:
+            reply = http.post(
+                pool.endpoint + EXECUTIONS_PATH,
+                params={"api-version": API_2024_10, "identifier": identifiers[index % len(identifiers)]},
+                json={"code": "1 + 1"},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                timeout=60,
+            )
+            return reply.status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=CONCURRENT_CLIENTS) as executor:
+        statuses = list(executor.map(one, range(CONCURRENT_CLIENTS)))
+    assert statuses == [requests.codes.accepted] * CONCURRENT_CLIENTS
+    assert_still_serving(pool.endpoint)
+
+
+def test_sessions_start_with_tmpdir_behind_a_symlink(tmp_path_factory: pytest.TempPathFactory) -> None:
+    real = Path(tempfile.mkdtemp())
+    real.chmod(0o755)
+    link = Path(tempfile.mkdtemp()) / "link"
+    link.parent.chmod(0o755)
+    link.symlink_to(real)
+    previous = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(link)
+    tempfile.tempdir = None
+    try:
+        with _pool(prewarm=False) as linked:
+            assert_still_serving(linked.endpoint)
+    finally:
+        if previous is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = previous
+        tempfile.tempdir = None
+        link.unlink()
+        link.parent.rmdir()
+        real.rmdir()

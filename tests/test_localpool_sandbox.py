@@ -1,0 +1,123 @@
+"""The sandbox layer alone (localpool/sandbox.py), with a shell as the runtime: what bubblewrap
+contains without any help from Node.js's permission model. Needs bubblewrap (fails, never skips,
+without it). A runtime is a command line, read-only binds and an environment, nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from localpool.constants import SANDBOX_HOSTNAME, SANDBOX_UID, SESSION_MOUNT_POINT
+from localpool.sandbox import RuntimeCommand, Sandbox, SandboxLimits, SandboxUnavailableError
+from tests.support.localpool_helpers import PROJECT_ROOT
+
+RUN_TIMEOUT_SECONDS = 20
+
+
+@pytest.fixture
+def session_dir() -> Iterator[Path]:
+    """A session directory prepared as the pool prepares one (owned by nobody when run as root)."""
+    root = Path(tempfile.mkdtemp(prefix="sandbox-test-")).resolve()
+    sandbox = Sandbox()
+    sandbox.prepare_directory(root, private=False)
+    directory = root / "session"
+    directory.mkdir()
+    sandbox.prepare_directory(directory)
+    try:
+        yield directory
+    finally:
+        subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+def shell(script: str, session_dir: Path, sandbox: Sandbox | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a bash script as the runtime of a sandbox (default limits, EgressDisabled)."""
+    chosen = sandbox or Sandbox()
+    chosen.check()
+    command = chosen.command(RuntimeCommand(argv=["/bin/bash", "-c", script]), session_dir)
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_SECONDS,
+        check=False,
+        **chosen.popen_user(),
+    )
+
+
+def test_the_sandbox_sees_only_the_system_its_directory_and_a_private_tmp(session_dir: Path) -> None:
+    with tempfile.NamedTemporaryFile(dir="/tmp", prefix="host-only-") as planted:
+        script = (
+            "ls -A / | sort | tr '\\n' ' '; echo; id -u; hostname; "
+            f"for p in /etc/passwd {planted.name} {Path.home()} {PROJECT_ROOT} /run /var /home; do "
+            'test -e $p && echo "visible $p"; done; '
+            f"echo data > {SESSION_MOUNT_POINT}/out.txt && echo tmp > /tmp/t && echo wrote; "
+            'for p in /usr/x /x /dev/shm/x /mnt/x; do (echo x > $p) 2>/dev/null && echo "wrote $p"; done; '
+            "ls /proc | grep -c '^[0-9]'"
+        )
+        completed = shell(script, session_dir)
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert lines[0].split() == sorted(["bin", "dev", "lib", "lib64", "mnt", "proc", "tmp", "usr", *_extra_roots()])
+    assert lines[1] == str(SANDBOX_UID)
+    assert lines[2] == SANDBOX_HOSTNAME
+    assert not [line for line in lines if line.startswith("visible")]
+    # Only /mnt/data and /tmp are writable: not /usr, nor bwrap's memory-backed root and /dev.
+    assert "wrote" in lines
+    assert not [line for line in lines if line.startswith("wrote ")]
+    # Its own PID namespace: only a handful of processes (bwrap's init, bash and its pipeline).
+    assert int(lines[-1]) < 10
+    assert (session_dir / "out.txt").read_text() == "data\n"
+
+
+def _extra_roots() -> list[str]:
+    """Top-level system links or directories the host has beyond /bin, /lib and /lib64."""
+    return [name for name in ("sbin", "lib32", "libx32") if os.path.lexists(f"/{name}")]
+
+
+def test_egress_disabled_has_no_route_to_the_host(session_dir: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        script = f"(echo > /dev/tcp/127.0.0.1/{port}) 2>/dev/null && echo reached"
+        completed = shell(script, session_dir)
+    assert "reached" not in completed.stdout
+
+
+def test_egress_enabled_shares_the_host_network(session_dir: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        completed = shell(f"(echo > /dev/tcp/127.0.0.1/{port}) && echo reached", session_dir, Sandbox(egress=True))
+    assert "reached" in completed.stdout
+
+
+def test_limits_hold_processes_tmp_files_and_namespaces(session_dir: Path) -> None:
+    limits = SandboxLimits(processes=16, open_files=32, disk_mb=1)
+    script = (
+        # perl (Debian's perl-base is essential) forks without bash's retry-and-wait on EAGAIN.
+        "perl -e 'my @kids; for (1..40) { my $p = fork(); last unless defined $p; "
+        'if (!$p) { sleep 5; exit } push @kids, $p } print "procs ", scalar(@kids), "\\n"; kill 9, @kids\'; '
+        "head -c 2000000 /dev/zero > /mnt/data/big 2>/dev/null; echo size $(stat -c %s /mnt/data/big); "
+        "head -c 50000000 /dev/zero > /tmp/big 2>/dev/null || echo tmp-full; "
+        "echo files $(ulimit -n); unshare -U true 2>/dev/null || echo no-nested-userns"
+    )
+    completed = shell(script, session_dir, Sandbox(limits=limits))
+    facts = dict(line.split(" ", 1) for line in completed.stdout.splitlines() if " " in line)
+    assert int(facts["procs"]) < 16
+    assert int(facts["size"]) == 1024 * 1024
+    assert facts["files"] == "32"
+    assert "tmp-full" in completed.stdout and "no-nested-userns" in completed.stdout
+
+
+def test_missing_bubblewrap_is_one_sentence_with_the_fix() -> None:
+    with pytest.raises(SandboxUnavailableError, match=r"apt-get install bubblewrap"):
+        Sandbox(bwrap="bwrap-that-does-not-exist").check()

@@ -26,7 +26,7 @@ _MODULES = {
     "smoke.runner": "SmokeReport SmokeResult run_smoke stdout_matches",
     "smoke.settings": "ConfigurationError CredentialError SmokeError new_identifier validate_identifier",
     "smoke.stack": "StackOutputs read_stack_outputs",
-    "smoke.waiting": "Clock Deadline SystemClock",
+    "smoke.waiting": "Clock Deadline",
 }
 _EXPORTS = {name: module for module, names in _MODULES.items() for name in names.split()}
 __all__ = ["__version__", *sorted(_EXPORTS)]

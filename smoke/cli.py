@@ -11,19 +11,13 @@ from collections.abc import Mapping, Sequence
 from typing import NoReturn, TextIO
 
 from components.azure import CONTAINER_TYPES
+from smoke import settings
 from smoke._version import __version__
 from smoke.auth import TOKEN_ENV_VAR, Redactor, normalize_raw_token, token_provider_from_env
 from smoke.endpoint import PoolEndpoint
 from smoke.outcome import EXIT_CODE_MEANINGS, WORST_FIRST, ExitCode
 from smoke.protocol import API_VERSIONS, DEFAULT_TOKEN_SCOPE
-from smoke.settings import (
-    DEFAULT_CONTAINER_TYPE,
-    DEFAULT_REQUEST_TIMEOUT_SECONDS,
-    DEFAULT_TIMEOUT_SECONDS,
-    MIN_ATTEMPT_SECONDS,
-    ConfigurationError,
-    validate_identifier,
-)
+from smoke.settings import ConfigurationError, validate_identifier
 
 PROG = "python -m smoke"
 ENDPOINT_ENV_VAR = "POOL_MANAGEMENT_ENDPOINT"
@@ -80,25 +74,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--container-type",
         choices=CONTAINER_TYPES,
-        help=f"language of the hello-world (default: the stack's containerType, else {DEFAULT_CONTAINER_TYPE})",
+        help="language of the hello-world (default: the stack's containerType, else "
+        f"{settings.DEFAULT_CONTAINER_TYPE})",
     )
     parser.add_argument("--identifier", metavar="ID", help="session identifier (default: a fresh smoke-<uuid>)")
     parser.add_argument(
         "--timeout",
-        type=lambda text: _seconds(text, MIN_ATTEMPT_SECONDS),
-        default=DEFAULT_TIMEOUT_SECONDS,
+        type=lambda text: _seconds(text, settings.MIN_ATTEMPT_SECONDS),
+        default=settings.DEFAULT_TIMEOUT_SECONDS,
         metavar="SECONDS",
         help=(
-            f"overall deadline for the whole check, waits included (default: {DEFAULT_TIMEOUT_SECONDS:g}, "
-            f"at least {MIN_ATTEMPT_SECONDS:g})"
+            f"overall deadline for the whole check, waits included (default: {settings.DEFAULT_TIMEOUT_SECONDS:g}, "
+            f"at least {settings.MIN_ATTEMPT_SECONDS:g})"
         ),
     )
     parser.add_argument(
         "--request-timeout",
         type=_seconds,
-        default=DEFAULT_REQUEST_TIMEOUT_SECONDS,
+        default=settings.DEFAULT_REQUEST_TIMEOUT_SECONDS,
         metavar="SECONDS",
-        help=f"longest wait for one HTTP answer before retrying (default: {DEFAULT_REQUEST_TIMEOUT_SECONDS:g})",
+        help="longest wait for one HTTP answer before retrying "
+        f"(default: {settings.DEFAULT_REQUEST_TIMEOUT_SECONDS:g})",
     )
     parser.add_argument(
         "--scope", default=DEFAULT_TOKEN_SCOPE, help=f"token scope for Azure sign-in (default: {DEFAULT_TOKEN_SCOPE})"
@@ -139,7 +135,7 @@ class _Console:
 
 def _endpoint_and_container_type(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, str]:
     """The endpoint text (--endpoint, --stack or the environment) and the hello-world's container type."""
-    container_type = args.container_type or DEFAULT_CONTAINER_TYPE
+    container_type = args.container_type or settings.DEFAULT_CONTAINER_TYPE
     if args.endpoint is not None:
         return args.endpoint, container_type
     if args.stack is not None:

@@ -25,20 +25,10 @@ from azure.core.pipeline.policies import (
 from azure.core.pipeline.transport import RequestsTransport
 from azure.core.rest import HttpRequest, HttpResponse
 
+from smoke import protocol
 from smoke._version import __version__
 from smoke.auth import TokenProvider
 from smoke.endpoint import PoolEndpoint
-from smoke.protocol import (
-    API_2024_02,
-    API_2024_10,
-    CODE_EXECUTE_PATH,
-    DEFAULT_EXECUTION_TIMEOUT_SECONDS,
-    DEFAULT_TOKEN_SCOPE,
-    EXECUTIONS_PATH,
-    FILE_FORM_FIELD,
-    FILES_API_VERSION,
-    FILES_PATH,
-)
 
 USER_AGENT = (
     f"dynamic-sessions-smoke/{__version__} python-requests/{requests.__version__} azure-core/{azure.core.__version__}"
@@ -57,7 +47,7 @@ class SessionPoolClient:
         endpoint: PoolEndpoint,
         credential: TokenProvider,
         *,
-        scope: str = DEFAULT_TOKEN_SCOPE,
+        scope: str = protocol.DEFAULT_TOKEN_SCOPE,
         retry_policy: HTTPPolicy | None = None,
         per_attempt_policies: Sequence[SansIOHTTPPolicy] = (),
         transport: RequestsTransport | None = None,
@@ -83,45 +73,49 @@ class SessionPoolClient:
     def execute_code_legacy(self, code: str, identifier: str, **options: Any) -> HttpResponse:
         """2024-02-02-preview: ``POST {endpoint}/code/execute``, a synchronous inline execution."""
         body = {"properties": {"codeInputType": "inline", "executionType": "synchronous", "code": code}}
-        return self.send("POST", self.url(CODE_EXECUTE_PATH, API_2024_02, identifier), body, **options)
+        return self.send(
+            "POST", self.url(protocol.CODE_EXECUTE_PATH, protocol.API_2024_02, identifier), body, **options
+        )
 
     def start_execution(
-        self, code: str, identifier: str, *, api_version: str = API_2024_10, **options: Any
+        self, code: str, identifier: str, *, api_version: str = protocol.API_2024_10, **options: Any
     ) -> HttpResponse:
         """2024-10-02-preview and later: ``POST {endpoint}/executions`` (answered 200 or 202)."""
         body = {
             "code": code,
             "codeInputType": "Inline",
             "executionType": "Synchronous",
-            "timeoutInSeconds": DEFAULT_EXECUTION_TIMEOUT_SECONDS,
+            "timeoutInSeconds": protocol.DEFAULT_EXECUTION_TIMEOUT_SECONDS,
         }
-        return self.send("POST", self.url(EXECUTIONS_PATH, api_version, identifier), body, **options)
+        return self.send("POST", self.url(protocol.EXECUTIONS_PATH, api_version, identifier), body, **options)
 
     def get_execution(
-        self, execution_id: str, identifier: str, *, api_version: str = API_2024_10, **options: Any
+        self, execution_id: str, identifier: str, *, api_version: str = protocol.API_2024_10, **options: Any
     ) -> HttpResponse:
         """``GET {endpoint}/executions/{id}``: the state of an execution that was still running."""
-        path = f"{EXECUTIONS_PATH}/{quote(execution_id, safe='')}"
+        path = f"{protocol.EXECUTIONS_PATH}/{quote(execution_id, safe='')}"
         return self.send("GET", self.url(path, api_version, identifier), **options)
 
     def upload_file(self, name: str, content: bytes, identifier: str, **options: Any) -> HttpResponse:
         """``POST {endpoint}/files``: one multipart part named ``file`` into the session's /mnt/data."""
-        files = {FILE_FORM_FIELD: (name, content, "application/octet-stream")}
-        return self.send("POST", self.url(FILES_PATH, FILES_API_VERSION, identifier), files=files, **options)
+        files = {protocol.FILE_FORM_FIELD: (name, content, "application/octet-stream")}
+        return self.send(
+            "POST", self.url(protocol.FILES_PATH, protocol.FILES_API_VERSION, identifier), files=files, **options
+        )
 
     def list_files(self, identifier: str, **options: Any) -> HttpResponse:
         """``GET {endpoint}/files``: ``{"value": [{"name", "sizeInBytes", ...}]}``."""
-        return self.send("GET", self.url(FILES_PATH, FILES_API_VERSION, identifier), **options)
+        return self.send("GET", self.url(protocol.FILES_PATH, protocol.FILES_API_VERSION, identifier), **options)
 
     def get_file_content(self, name: str, identifier: str, **options: Any) -> HttpResponse:
         """``GET {endpoint}/files/{name}/content``: the file's bytes."""
-        path = f"{FILES_PATH}/{quote(name, safe='')}/content"
-        return self.send("GET", self.url(path, FILES_API_VERSION, identifier), **options)
+        path = f"{protocol.FILES_PATH}/{quote(name, safe='')}/content"
+        return self.send("GET", self.url(path, protocol.FILES_API_VERSION, identifier), **options)
 
     def delete_file(self, name: str, identifier: str, **options: Any) -> HttpResponse:
         """``DELETE {endpoint}/files/{name}`` (answered 204)."""
-        path = f"{FILES_PATH}/{quote(name, safe='')}"
-        return self.send("DELETE", self.url(path, FILES_API_VERSION, identifier), **options)
+        path = f"{protocol.FILES_PATH}/{quote(name, safe='')}"
+        return self.send("DELETE", self.url(path, protocol.FILES_API_VERSION, identifier), **options)
 
     def url(self, path: str, api_version: str, identifier: str) -> str:
         """The URL of an API ``path`` below the endpoint, with its api-version and session identifier."""

@@ -132,4 +132,5 @@ class PoolEndpoint(NamedTuple):
         present = {name for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
         missing = {name: value for name, value in required_params.items() if name not in present}
         query = "&".join(piece for piece in (parts.query, encode_query(missing) if missing else "") if piece)
-        return f"{self.origin}{path}" + (f"?{query}" if query else "")
+        base = f"{parts.scheme}://{parts.netloc}" if parts.netloc else self.origin
+        return base + path + (f"?{query}" if query else "")

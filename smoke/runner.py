@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -12,49 +13,13 @@ from azure.core.exceptions import AzureError
 from azure.core.rest import HttpResponse
 
 from components.azure import CONTAINER_TYPES, SESSION_EXECUTOR_ROLE_NAME
+from smoke import protocol, settings, waiting
 from smoke.auth import TokenProvider, token_provider_from_env
 from smoke.client import SessionPoolClient
 from smoke.endpoint import PoolEndpoint
 from smoke.outcome import Outcome, worst_outcome
-from smoke.protocol import (
-    API_2024_02,
-    API_VERSIONS,
-    DEFAULT_TOKEN_SCOPE,
-    FILES_API_VERSION,
-    HELLO_WORLD_CODE,
-    HELLO_WORLD_STDOUT,
-    LEGACY_STATUS_SUCCESS,
-    OPERATION_ID_HEADER,
-    OPERATION_LOCATION_HEADER,
-    PENDING_STATUSES,
-    STATUS_SUCCEEDED,
-    TOKEN_AUDIENCE,
-)
-from smoke.settings import (
-    DEFAULT_CONTAINER_TYPE,
-    DEFAULT_REQUEST_TIMEOUT_SECONDS,
-    DEFAULT_TIMEOUT_SECONDS,
-    MIN_ATTEMPT_SECONDS,
-    ConfigurationError,
-    new_identifier,
-    validate_identifier,
-    validate_timeouts,
-)
-from smoke.waiting import (
-    MIN_RETRY_DELAY_SECONDS,
-    WAITED_OUT_STATUSES,
-    Clock,
-    Deadline,
-    SystemClock,
-    WaitingRetryPolicy,
-    Watch,
-    describe_answer,
-    describe_body,
-    describe_error,
-    excerpt,
-    looks_like_html,
-    one_line,
-)
+from smoke.settings import ConfigurationError
+from smoke.waiting import Clock, Deadline, WaitingRetryPolicy, Watch, describe_answer, describe_body, excerpt
 
 # What a result checked: hello-world (one per API version), or the file round trip (--files).
 HELLO_WORLD_CHECK = "hello-world"
@@ -65,7 +30,7 @@ POLL_INTERVAL_SECONDS = 0.5
 
 def stdout_matches(stdout: object) -> bool:
     """True when ``stdout`` is exactly hello-world and a newline (a Windows line ending is the same line)."""
-    return isinstance(stdout, str) and stdout.replace("\r\n", "\n") == HELLO_WORLD_STDOUT
+    return isinstance(stdout, str) and stdout.replace("\r\n", "\n") == protocol.HELLO_WORLD_STDOUT
 
 
 def _text(value: object) -> str:
@@ -170,14 +135,14 @@ class _Stopped(Exception):
 
     def __init__(self, outcome: Outcome, reason: str) -> None:
         super().__init__(reason)
-        self.outcome, self.reason = outcome, reason
+        self.outcome = outcome
 
 
 def _outcome_of_status(status: int) -> Outcome:
     """What an unusable HTTP status means once waiting is over (see the exit-code table)."""
     if status in (401, 403):
         return Outcome.UNAUTHORIZED
-    return Outcome.UNREACHABLE if status in WAITED_OUT_STATUSES else Outcome.FAILED
+    return Outcome.UNREACHABLE if status in waiting.WAITED_OUT_STATUSES else Outcome.FAILED
 
 
 class _Run:
@@ -192,8 +157,8 @@ class _Run:
         """Send (the retry policy waits out "not yet" answers) until a 2xx answer; _Stopped otherwise."""
         try:
             response = send()
-        except AzureError as error:  # no answer by the deadline (describe_error raises for an unsendable request)
-            reason = describe_error(error, self.watch)
+        except AzureError as error:  # no answer by the deadline; ConfigurationError if unsendable
+            reason = waiting.describe_error(error, self.watch)
             outcome = _outcome_of_status(self.watch.http_status or 500)
             raise _Stopped(outcome, self._by_the_deadline(outcome, reason)) from None
         status = response.status_code
@@ -202,14 +167,16 @@ class _Run:
         outcome, reason = _outcome_of_status(status), describe_answer(response, self.redact)
         if self.watch.stopped_early:
             raise _Stopped(outcome, f"{reason}: {self.watch.stopped_early}")
-        raise _Stopped(outcome, self._by_the_deadline(outcome, reason) if status in WAITED_OUT_STATUSES else reason)
+        raise _Stopped(
+            outcome, self._by_the_deadline(outcome, reason) if status in waiting.WAITED_OUT_STATUSES else reason
+        )
 
     def _by_the_deadline(self, outcome: Outcome, reason: str) -> str:
         reason += f", still after {self.watch.attempts} attempt(s) when the {self.deadline.seconds:g} s deadline passed"
         if outcome is Outcome.UNAUTHORIZED:
             reason += (
                 f"; check that the signed-in principal has the {SESSION_EXECUTOR_ROLE_NAME!r} role on the pool, "
-                f"that the token is for {TOKEN_AUDIENCE} (and, for a local pool, is the one it printed), "
+                f"that the token is for {protocol.TOKEN_AUDIENCE} (and, for a local pool, is the one it printed), "
                 "or allow more time with --timeout"
             )
         return reason
@@ -218,7 +185,7 @@ class _Run:
         """The body as a JSON object, every token scrubbed from its strings; _Stopped when it is anything else."""
         text = response.text()
         problem = "the body is an HTML page, not JSON"
-        if not looks_like_html(response, text):
+        if not waiting.looks_like_html(response, text):
             try:  # re-encoded unescaped, then scrubbed: a token the server echoed \u-escaped shows up here
                 body = json.loads(self.redact(json.dumps(json.loads(text), ensure_ascii=False)))
                 if isinstance(body, dict):
@@ -253,7 +220,7 @@ class _Run:
         reason = "; ".join(part for part in failure if part) if failure else None
         if failure is None and not stdout_matches(stdout):
             shown = repr(excerpt(stdout)) if isinstance(stdout, str) else "no stdout"
-            reason = f"hello-world printed {shown}, expected {HELLO_WORLD_STDOUT!r}"
+            reason = f"hello-world printed {shown}, expected {protocol.HELLO_WORLD_STDOUT!r}"
         number = isinstance(elapsed, int | float) and not isinstance(elapsed, bool) and math.isfinite(elapsed)
         return self.result(
             response,
@@ -275,11 +242,13 @@ class _Run:
         status = properties.get("status")
         value = properties.get("executionResult", properties.get("result"))  # recordings name it either way
         failure = [
-            f"execution status is {status!r}, expected {LEGACY_STATUS_SUCCESS!r}",
+            f"execution status is {status!r}, expected {protocol.LEGACY_STATUS_SUCCESS!r}",
             _stderr(properties),
             f"result: {excerpt(_text(value))!r}" if value else None,
         ]
-        return self.finished(response, status, properties, None if status == LEGACY_STATUS_SUCCESS else failure)
+        return self.finished(
+            response, status, properties, None if status == protocol.LEGACY_STATUS_SUCCESS else failure
+        )
 
     def executions(self, code: str) -> SmokeResult:
         """2024-10-02-preview: ``/executions`` answered 200/202; Running/NotStarted are polled until done."""
@@ -293,23 +262,24 @@ class _Run:
                 raise _Stopped(
                     Outcome.FAILED, f"the answer has no execution 'status': {describe_body(response, self.redact)}"
                 )
-            if status not in PENDING_STATUSES:
+            if status not in protocol.PENDING_STATUSES:
                 break
             # A newer answer's Operation-Location wins; otherwise keep polling where we polled before.
-            if poll is None or response.headers.get(OPERATION_LOCATION_HEADER):
+            if poll is None or response.headers.get(protocol.OPERATION_LOCATION_HEADER):
                 poll = self.poller(response, body)
             retry_after = self.retry.retry_after(response)
             self.wait(
-                POLL_INTERVAL_SECONDS if retry_after is None else max(retry_after, MIN_RETRY_DELAY_SECONDS), status
+                POLL_INTERVAL_SECONDS if retry_after is None else max(retry_after, waiting.MIN_RETRY_DELAY_SECONDS),
+                status,
             )
             response = self.request(poll)
         values = body.get("result") if isinstance(body.get("result"), dict) else {}
         failure = [f"execution {status}", _execution_error(body.get("error")), _stderr(values)]
-        return self.finished(response, status, values, None if status == STATUS_SUCCEEDED else failure)
+        return self.finished(response, status, values, None if status == protocol.STATUS_SUCCEEDED else failure)
 
     def poller(self, response: HttpResponse, body: dict[str, Any]) -> Callable[[], HttpResponse]:
         """How to ask for a pending execution's state: its Operation-Location, else GET /executions/<id>."""
-        location, version = response.headers.get(OPERATION_LOCATION_HEADER), self.api_version
+        location, version = response.headers.get(protocol.OPERATION_LOCATION_HEADER), self.api_version
         if location:
             url = self.client.endpoint.resolve_location(
                 location, {"api-version": version, "identifier": self.identifier}
@@ -321,7 +291,7 @@ class _Run:
                 f"URL on {self.client.endpoint.origin}, and the token is only sent there; polling the execution by id "
                 "instead"
             )
-        execution_id = body.get("id") or response.headers.get(OPERATION_ID_HEADER)
+        execution_id = body.get("id") or response.headers.get(protocol.OPERATION_ID_HEADER)
         if not isinstance(execution_id, str):
             raise _Stopped(
                 Outcome.FAILED,
@@ -332,7 +302,7 @@ class _Run:
 
     def wait(self, delay: float, status: str) -> None:
         """Sleep ``delay`` before polling again (cut so an attempt still fits), after one progress line."""
-        usable = self.deadline.remaining() - MIN_ATTEMPT_SECONDS
+        usable = self.deadline.remaining() - settings.MIN_ATTEMPT_SECONDS
         if usable <= 0:
             raise _Stopped(Outcome.UNREACHABLE, self._by_the_deadline(Outcome.UNREACHABLE, f"execution still {status}"))
         self.retry.progress(
@@ -373,8 +343,11 @@ def _execution_error(error: object) -> str | None:
     """The message of an execution's ``error``: ``{"code", "message"}`` or ``{"error": {...}}``, on one line."""
     if isinstance(error, dict):
         inner = error.get("error") if isinstance(error.get("error"), dict) else error
-        return one_line(": ".join(_text(part) for part in (inner.get("code"), inner.get("message")) if part)) or None
-    return one_line(_text(error)) if error else None
+        return (
+            waiting.one_line(": ".join(_text(part) for part in (inner.get("code"), inner.get("message")) if part))
+            or None
+        )
+    return waiting.one_line(_text(error)) if error else None
 
 
 def _scrubbed(result: SmokeResult, redact: Callable[[str], str]) -> SmokeResult:
@@ -388,12 +361,12 @@ def run_smoke(
     endpoint: str | PoolEndpoint,
     *,
     token_provider: TokenProvider | None = None,
-    api_versions: Sequence[str] = API_VERSIONS,
-    container_type: str = DEFAULT_CONTAINER_TYPE,
+    api_versions: Sequence[str] = protocol.API_VERSIONS,
+    container_type: str = settings.DEFAULT_CONTAINER_TYPE,
     identifier: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT_SECONDS,
-    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
-    scope: str = DEFAULT_TOKEN_SCOPE,
+    timeout: float = settings.DEFAULT_TIMEOUT_SECONDS,
+    request_timeout: float = settings.DEFAULT_REQUEST_TIMEOUT_SECONDS,
+    scope: str = protocol.DEFAULT_TOKEN_SCOPE,
     progress: Callable[[str], None] | None = None,
     clock: Clock | None = None,
     files: bool = False,
@@ -406,27 +379,27 @@ def run_smoke(
     else DefaultAzureCredential for ``scope``. ``progress`` receives one line per wait; ``clock`` lets
     tests control time. ``files`` adds the file round trip in the same session, after hello-world.
     """
-    deadline = Deadline(timeout, clock or SystemClock())
+    deadline = Deadline(timeout, clock or time)
     pool = endpoint if isinstance(endpoint, PoolEndpoint) else PoolEndpoint.parse(endpoint)
-    if not api_versions or any(version not in API_VERSIONS for version in api_versions):
+    if not api_versions or any(version not in protocol.API_VERSIONS for version in api_versions):
         raise ConfigurationError(
-            f"Unsupported API version(s) {list(api_versions)!r}; supported: {', '.join(API_VERSIONS)}."
+            f"Unsupported API version(s) {list(api_versions)!r}; supported: {', '.join(protocol.API_VERSIONS)}."
         )
-    if container_type not in HELLO_WORLD_CODE:
+    if container_type not in protocol.HELLO_WORLD_CODE:
         raise ConfigurationError(f"Unknown container type {container_type!r}; supported: {', '.join(CONTAINER_TYPES)}.")
-    validate_timeouts(timeout, request_timeout)
-    session = validate_identifier(identifier) if identifier is not None else new_identifier()
+    settings.validate_timeouts(timeout, request_timeout)
+    session = settings.validate_identifier(identifier) if identifier is not None else settings.new_identifier()
     provider = token_provider or token_provider_from_env(scope)
     provider.get_token(scope)  # fail before any request when there is no credential at all
     report_progress = progress or (lambda line: None)
     watch = Watch(deadline, request_timeout, pool.origin)
     retry = WaitingRetryPolicy(watch, provider.redact, lambda line: report_progress(provider.redact(line)))
     steps = [
-        (HELLO_WORLD_CHECK, version, _Run.legacy if version == API_2024_02 else _Run.executions)
+        (HELLO_WORLD_CHECK, version, _Run.legacy if version == protocol.API_2024_02 else _Run.executions)
         for version in api_versions
     ]
     if files:
-        steps.append((FILES_CHECK, FILES_API_VERSION, _Run.files))
+        steps.append((FILES_CHECK, protocol.FILES_API_VERSION, _Run.files))
     results: list[SmokeResult] = []
     with SessionPoolClient(pool, provider, scope=scope, retry_policy=retry, per_attempt_policies=[watch]) as client:
         run = _Run(client, watch, retry, session)
@@ -434,27 +407,19 @@ def run_smoke(
             watch.start(api_version if kind == HELLO_WORLD_CHECK else f"{api_version} {kind}")
             run.api_version = api_version
             try:
-                if results and deadline.remaining() <= MIN_ATTEMPT_SECONDS:
+                if results and deadline.remaining() <= settings.MIN_ATTEMPT_SECONDS:
                     # An earlier check used up the time (the first is always tried): say so, never pass silently.
                     raise _Stopped(
                         Outcome.UNREACHABLE,
                         f"not tried: only {deadline.remaining():.1f} s of the {timeout:g} s deadline were left after "
-                        f"{', '.join(done.label for done in results)}, less than the {MIN_ATTEMPT_SECONDS:g} s one "
-                        "request needs",
+                        f"{', '.join(done.label for done in results)}, less than the "
+                        f"{settings.MIN_ATTEMPT_SECONDS:g} s one request needs",
                     )
-                result = check(run, HELLO_WORLD_CODE[container_type])
-            except _Stopped as stop:
-                result = SmokeResult(
-                    api_version, stop.outcome, watch.http_status, attempts=watch.attempts, error=stop.reason, check=kind
-                )
-            except ConfigurationError as error:  # a token refresh failed mid-run, or the request cannot be built
-                result = SmokeResult(
-                    api_version,
-                    Outcome.CONFIGURATION,
-                    watch.http_status,
-                    attempts=watch.attempts,
-                    error=str(error),
-                    check=kind,
-                )
+                result = check(run, protocol.HELLO_WORLD_CODE[container_type])
+            except (_Stopped, ConfigurationError) as stop:  # ConfigurationError: a token refresh failed mid-run,
+                # or the request cannot even be built
+                outcome = stop.outcome if isinstance(stop, _Stopped) else Outcome.CONFIGURATION
+                result = SmokeResult(api_version, outcome, watch.http_status, attempts=watch.attempts, check=kind)
+                result = result._replace(error=str(stop))
             results.append(_scrubbed(result, provider.redact))
     return SmokeReport(endpoint=pool.url, identifier=session, container_type=container_type, results=results)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import re
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -58,7 +57,7 @@ _UNSENDABLE_ERRORS = ("InvalidURL", "InvalidHeader", "InvalidProxyURL", "Missing
 
 
 class Clock(Protocol):
-    """What the waiting needs from time; tests pass a fake one to check schedules instantly."""
+    """What the waiting needs from time (the ``time`` module is one); tests pass a fake one."""
 
     def monotonic(self) -> float:
         """Seconds on a clock that never goes backwards."""
@@ -67,18 +66,6 @@ class Clock(Protocol):
     def sleep(self, seconds: float) -> None:
         """Block for ``seconds``."""
         ...
-
-
-class SystemClock:
-    """The real clock."""
-
-    def monotonic(self) -> float:
-        """time.monotonic()."""
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        """time.sleep(), ignoring non-positive durations."""
-        time.sleep(max(0.0, seconds))
 
 
 class Deadline:
@@ -252,7 +239,7 @@ class WaitingRetryPolicy(RetryPolicy):
             f"{self.watch.label} attempt {self.watch.attempts}: {reason}; next try in {delay:.1f} s "
             f"({remaining:.1f} s left before the deadline)"
         )
-        self.watch.deadline.clock.sleep(delay)
+        self.watch.deadline.clock.sleep(max(0.0, delay))
 
     def retry_after(self, response: Any) -> float | None:
         """Retry-After (or retry-after-ms) of a pipeline response, or of an answer's headers, in seconds.

@@ -46,14 +46,15 @@ def validate_identifier(identifier: str) -> str:
 
 
 def validate_timeouts(timeout: float, request_timeout: float) -> None:
-    """ConfigurationError unless both are finite, ``request_timeout`` > 0 and ``timeout`` >= MIN_ATTEMPT_SECONDS."""
+    """ConfigurationError unless ``timeout`` >= MIN_ATTEMPT_SECONDS and ``request_timeout`` > 0, both finite."""
     if not (math.isfinite(timeout) and timeout >= MIN_ATTEMPT_SECONDS):
         raise ConfigurationError(
-            f"The overall timeout must be a finite number of at least {MIN_ATTEMPT_SECONDS:g} seconds, the "
-            f"shortest time one request needs (got {timeout!r}); the default is {DEFAULT_TIMEOUT_SECONDS:g}."
+            f"The overall timeout must be at least {MIN_ATTEMPT_SECONDS:g} seconds, the shortest time one request "
+            f"needs: a finite, positive number of seconds (got {timeout!r}); the default is "
+            f"{DEFAULT_TIMEOUT_SECONDS:g}."
         )
     if not (math.isfinite(request_timeout) and request_timeout > 0):
         raise ConfigurationError(
-            f"The request timeout must be a positive, finite number of seconds (got {request_timeout!r}); "
+            f"The request timeout must be a finite, positive number of seconds (got {request_timeout!r}); "
             f"the default is {DEFAULT_REQUEST_TIMEOUT_SECONDS:g}."
         )

@@ -142,11 +142,9 @@ def describe_error(error: BaseException, watch: Watch) -> str:
         return f"no answer within {watch.read_timeout:.1f} s ({phase} timed out)"
     found = _ERRNO_REASON.search(str(error))
     reason = found.group(1).strip() if found else type(inner).__name__
-    return (
-        f"could not connect to {watch.origin} ({reason})"
-        if isinstance(error, ServiceRequestError)
-        else (f"request failed ({reason})")
-    )
+    if isinstance(error, ServiceRequestError):
+        return f"could not connect to {watch.origin} ({reason})"
+    return f"request failed ({reason})"
 
 
 class Watch(SansIOHTTPPolicy):
@@ -227,11 +225,11 @@ class WaitingRetryPolicy(RetryPolicy):
 
     def sleep(self, settings: dict[str, Any], transport: Any, response: PipelineResponse | None = None) -> None:
         """Wait Retry-After or the backoff, cut so an attempt still fits, after one progress line saying why."""
+        retry_after = self.retry_after(response)
         if response is None:
             reason = describe_error(settings["history"][-1].error, self.watch)
         else:
-            reason = describe_answer(response.http_response, self.redact, self.retry_after(response))
-        retry_after = self.retry_after(response)
+            reason = describe_answer(response.http_response, self.redact, retry_after)
         wanted = self.get_backoff_time(settings) if retry_after is None else max(retry_after, MIN_RETRY_DELAY_SECONDS)
         remaining = self.watch.deadline.remaining()
         delay = min(wanted, remaining - MIN_ATTEMPT_SECONDS)

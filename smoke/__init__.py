@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from smoke._version import __version__
+__version__ = "0.1.0"  # defined once; it appears in the User-Agent of every request
 
 _MODULES = {
     "smoke.auth": "AzureCredentialTokenProvider Redactor StaticTokenProvider TokenProvider token_provider_from_env",
@@ -25,7 +25,7 @@ _MODULES = {
     "smoke.outcome": "ExitCode Outcome",
     "smoke.runner": "SmokeReport SmokeResult run_smoke stdout_matches",
     "smoke.settings": "ConfigurationError CredentialError SmokeError new_identifier validate_identifier",
-    "smoke.stack": "StackOutputs read_stack_outputs",
+    "smoke.cli": "StackOutputs read_stack_outputs",
     "smoke.waiting": "Clock Deadline",
 }
 _EXPORTS = {name: module for module, names in _MODULES.items() for name in names.split()}

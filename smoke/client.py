@@ -25,8 +25,7 @@ from azure.core.pipeline.policies import (
 from azure.core.pipeline.transport import RequestsTransport
 from azure.core.rest import HttpRequest, HttpResponse
 
-from smoke import protocol
-from smoke._version import __version__
+from smoke import __version__, protocol
 from smoke.auth import TokenProvider
 from smoke.endpoint import PoolEndpoint
 

@@ -25,7 +25,7 @@ _MODULES = {
     "smoke.outcome": "ExitCode Outcome",
     "smoke.runner": "SmokeReport SmokeResult run_smoke stdout_matches",
     "smoke.settings": "ConfigurationError CredentialError SmokeError new_identifier validate_identifier",
-    "smoke.cli": "StackOutputs read_stack_outputs",
+    "smoke.cli": "read_stack_outputs",
     "smoke.waiting": "Clock Deadline",
 }
 _EXPORTS = {name: module for module, names in _MODULES.items() for name in names.split()}

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple, NoReturn, TextIO
+from typing import NoReturn, TextIO
 
 from components.azure import CONTAINER_TYPES
 from smoke import __version__, settings
@@ -32,22 +32,12 @@ EPILOG = (
 )
 
 
-ENDPOINT_OUTPUT = "poolManagementEndpoint"
-CONTAINER_TYPE_OUTPUT = "containerType"
 # Reading outputs needs the state backend; two minutes is generous even for a remote backend.
 STACK_OUTPUT_TIMEOUT_SECONDS = 120.0
 
 
-class StackOutputs(NamedTuple):
-    """The stack outputs the smoke check uses."""
-
-    stack: str
-    pool_management_endpoint: str
-    container_type: str | None
-
-
-def read_stack_outputs(stack: str, *, timeout: float = STACK_OUTPUT_TIMEOUT_SECONDS) -> StackOutputs:
-    """Run ``pulumi stack output --json --stack <stack>``; ConfigurationError saying what to fix on any problem."""
+def read_stack_outputs(stack: str, *, timeout: float = STACK_OUTPUT_TIMEOUT_SECONDS) -> dict[str, object]:
+    """``pulumi stack output --json --stack <stack>``; ConfigurationError saying what to fix on any problem."""
     executable = shutil.which("pulumi")
     if executable is None:
         raise ConfigurationError(
@@ -55,14 +45,9 @@ def read_stack_outputs(stack: str, *, timeout: float = STACK_OUTPUT_TIMEOUT_SECO
             "(https://www.pulumi.com/docs/install/), or pass --endpoint URL, or set POOL_MANAGEMENT_ENDPOINT."
         )
     command = f"`pulumi stack output --json --stack {stack}`"
+    argv = [executable, "stack", "output", "--json", "--stack", stack]
     try:
-        completed = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            [executable, "stack", "output", "--json", "--stack", stack],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        completed = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
     except subprocess.TimeoutExpired:
         raise ConfigurationError(
             f"{command} did not finish within {timeout:g} s; check the Pulumi backend login (`pulumi whoami`), "
@@ -82,13 +67,7 @@ def read_stack_outputs(stack: str, *, timeout: float = STACK_OUTPUT_TIMEOUT_SECO
         outputs = None
     if not isinstance(outputs, dict):
         raise ConfigurationError(f"{command} did not print a JSON object (got {completed.stdout.strip()[:100]!r}).")
-    endpoint, container_type = outputs.get(ENDPOINT_OUTPUT), outputs.get(CONTAINER_TYPE_OUTPUT)
-    if not isinstance(endpoint, str) or not endpoint.strip():
-        raise ConfigurationError(
-            f"Stack {stack!r} has no usable output {ENDPOINT_OUTPUT!r} (outputs present: "
-            f"{', '.join(sorted(outputs)) or 'none'}). Deploy the stack first (`pulumi up`), or pass --endpoint URL."
-        )
-    return StackOutputs(stack, endpoint.strip(), container_type if isinstance(container_type, str) else None)
+    return outputs
 
 
 class _UsageError(Exception):
@@ -191,23 +170,28 @@ def _endpoint_and_container_type(args: argparse.Namespace, env: Mapping[str, str
     container_type = args.container_type or settings.DEFAULT_CONTAINER_TYPE
     if args.endpoint is not None:
         return args.endpoint, container_type
-    if args.stack is not None:
-        outputs = read_stack_outputs(args.stack)
-        declared = outputs.container_type
-        if args.container_type is None and declared is not None:
-            if declared not in CONTAINER_TYPES:
-                raise ConfigurationError(
-                    f"Stack {args.stack!r} exports containerType {declared!r}, which has no built-in hello-world "
-                    f"(supported: {', '.join(CONTAINER_TYPES)}); pass --container-type to choose one."
-                )
-            container_type = declared
-        return outputs.pool_management_endpoint, container_type
-    if env.get(ENDPOINT_ENV_VAR, "").strip():
+    if args.stack is None:
+        if not env.get(ENDPOINT_ENV_VAR, "").strip():
+            raise ConfigurationError(
+                "No pool endpoint given: pass --endpoint URL, or --stack NAME to read the stack output "
+                f"poolManagementEndpoint, or set {ENDPOINT_ENV_VAR}."
+            )
         return env[ENDPOINT_ENV_VAR].strip(), container_type
-    raise ConfigurationError(
-        "No pool endpoint given: pass --endpoint URL, or --stack NAME to read the stack output "
-        f"poolManagementEndpoint, or set {ENDPOINT_ENV_VAR}."
-    )
+    outputs = read_stack_outputs(args.stack)
+    endpoint, declared = outputs.get("poolManagementEndpoint"), outputs.get("containerType")
+    if not isinstance(endpoint, str) or not endpoint.strip():
+        raise ConfigurationError(
+            f"Stack {args.stack!r} has no usable output 'poolManagementEndpoint' (outputs present: "
+            f"{', '.join(sorted(outputs)) or 'none'}). Deploy the stack first (`pulumi up`), or pass --endpoint URL."
+        )
+    if args.container_type is None and isinstance(declared, str):
+        if declared not in CONTAINER_TYPES:
+            raise ConfigurationError(
+                f"Stack {args.stack!r} exports containerType {declared!r}, which has no built-in hello-world "
+                f"(supported: {', '.join(CONTAINER_TYPES)}); pass --container-type to choose one."
+            )
+        container_type = declared
+    return endpoint.strip(), container_type
 
 
 def main(

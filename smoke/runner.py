@@ -343,10 +343,8 @@ def _execution_error(error: object) -> str | None:
     """The message of an execution's ``error``: ``{"code", "message"}`` or ``{"error": {...}}``, on one line."""
     if isinstance(error, dict):
         inner = error.get("error") if isinstance(error.get("error"), dict) else error
-        return (
-            waiting.one_line(": ".join(_text(part) for part in (inner.get("code"), inner.get("message")) if part))
-            or None
-        )
+        parts = (inner.get("code"), inner.get("message"))
+        return waiting.one_line(": ".join(_text(part) for part in parts if part)) or None
     return waiting.one_line(_text(error)) if error else None
 
 
@@ -416,10 +414,10 @@ def run_smoke(
                         f"{settings.MIN_ATTEMPT_SECONDS:g} s one request needs",
                     )
                 result = check(run, protocol.HELLO_WORLD_CODE[container_type])
-            except (_Stopped, ConfigurationError) as stop:  # ConfigurationError: a token refresh failed mid-run,
-                # or the request cannot even be built
+            except (_Stopped, ConfigurationError) as stop:  # ConfigurationError: a token refresh failed
+                # mid-run, or the request cannot even be built
                 outcome = stop.outcome if isinstance(stop, _Stopped) else Outcome.CONFIGURATION
-                result = SmokeResult(api_version, outcome, watch.http_status, attempts=watch.attempts, check=kind)
-                result = result._replace(error=str(stop))
+                seen = {"http_status": watch.http_status, "attempts": watch.attempts, "check": kind}
+                result = SmokeResult(api_version, outcome, error=str(stop), **seen)
             results.append(_scrubbed(result, provider.redact))
     return SmokeReport(endpoint=pool.url, identifier=session, container_type=container_type, results=results)

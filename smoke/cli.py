@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from typing import NoReturn, TextIO
@@ -38,6 +36,10 @@ STACK_OUTPUT_TIMEOUT_SECONDS = 120.0
 
 def read_stack_outputs(stack: str, *, timeout: float = STACK_OUTPUT_TIMEOUT_SECONDS) -> dict[str, object]:
     """``pulumi stack output --json --stack <stack>``; ConfigurationError saying what to fix on any problem."""
+    # Loaded only for --stack: start-up time counts (bench/bench_smoke.py).
+    import shutil
+    import subprocess
+
     executable = shutil.which("pulumi")
     if executable is None:
         raise ConfigurationError(

@@ -414,10 +414,11 @@ def run_smoke(
                         f"{settings.MIN_ATTEMPT_SECONDS:g} s one request needs",
                     )
                 result = check(run, protocol.HELLO_WORLD_CODE[container_type])
-            except (_Stopped, ConfigurationError) as stop:  # ConfigurationError: a token refresh failed
-                # mid-run, or the request cannot even be built
+            except (_Stopped, ConfigurationError) as stop:
+                # A ConfigurationError here: a token refresh failed mid-run, or the request cannot even be built.
                 outcome = stop.outcome if isinstance(stop, _Stopped) else Outcome.CONFIGURATION
-                seen = {"http_status": watch.http_status, "attempts": watch.attempts, "check": kind}
-                result = SmokeResult(api_version, outcome, error=str(stop), **seen)
+                result = SmokeResult(
+                    api_version, outcome, watch.http_status, attempts=watch.attempts, error=str(stop), check=kind
+                )
             results.append(_scrubbed(result, provider.redact))
     return SmokeReport(endpoint=pool.url, identifier=session, container_type=container_type, results=results)

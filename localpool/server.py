@@ -352,7 +352,14 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
                 f"There is no operation at {_echo(url.path)}. The pool management endpoint is {BASE_PATH}; "
                 "operation paths (and Operation-Location) are relative to it.",
             )
-        operation, params = wire.resolve(method, url.path[len(BASE_PATH) :], _first(query, "api-version"))
+        below, api_version = url.path[len(BASE_PATH) :], _first(query, "api-version")
+        try:
+            operation, params = wire.resolve(method, below, api_version)
+        except WireError as error:
+            if error.status == HTTPStatus.METHOD_NOT_ALLOWED:
+                allowed = sorted({op.method for op in wire.operations_for(api_version or "") if op.match(below.rstrip("/") or "/") is not None})
+                raise ApiError(error.status, error.code, error.message, {"Allow": ", ".join(allowed)}) from error
+            raise
         request = _Request(operation, {key: unquote(value) for key, value in params.items()}, query)
         _HANDLERS[operation.operation_id](self, request)
 
@@ -402,7 +409,8 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
                 "InvalidOperationId",
                 "The operation-id header must be 1-128 letters, digits, '.', '_' or '-'.",
             )
-        parsed = wire.parse_execution_request(api_version, self._read_json(), self._container_type)
+        body = _canonical_fields(self._read_json())
+        parsed = wire.parse_execution_request(api_version, body, self._container_type)
         if legacy and parsed.execution_type is not ExecutionType.SYNCHRONOUS:
             raise ApiError(
                 HTTPStatus.BAD_REQUEST,
@@ -653,6 +661,34 @@ def _flag(query: Mapping[str, list[str]], name: str) -> bool:
             HTTPStatus.BAD_REQUEST, "InvalidQueryParameter", f"{name} must be true or false, not {_echo(value)}."
         )
     return value == "true"
+
+
+# Request field names as Azure's documents spell them. ASP.NET's JSON binding, which Azure's front end
+# uses, matches property names case-insensitively; so does the local pool (clients send "CODE" too).
+_FIELD_NAMES = {
+    name.lower(): name
+    for name in (
+        "properties",
+        "code",
+        "codeInputType",
+        "executionType",
+        "timeoutInSeconds",
+        "outputStreamsMaxLength",
+        "shellCommand",
+        "execCommandAndArgs",
+        "stdin",
+    )
+}
+
+
+def _canonical_fields(body: Any) -> Any:
+    """The body with known field names (also inside ``properties``) spelled as the documents do."""
+    if not isinstance(body, dict):
+        return body
+    fields = {_FIELD_NAMES.get(str(key).lower(), key): value for key, value in body.items()}
+    if isinstance(fields.get("properties"), dict):
+        fields["properties"] = _canonical_fields(fields["properties"])
+    return fields
 
 
 def _code_of(request: wire.ExecutionRequest) -> str:

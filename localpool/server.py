@@ -357,7 +357,9 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
             operation, params = wire.resolve(method, below, api_version)
         except WireError as error:
             if error.status == HTTPStatus.METHOD_NOT_ALLOWED:
-                allowed = sorted({op.method for op in wire.operations_for(api_version or "") if op.match(below.rstrip("/") or "/") is not None})
+                path = below.rstrip("/") or "/"
+                offered = wire.operations_for(api_version or "")
+                allowed = sorted({op.method for op in offered if op.match(path) is not None})
                 raise ApiError(error.status, error.code, error.message, {"Allow": ", ".join(allowed)}) from error
             raise
         request = _Request(operation, {key: unquote(value) for key, value in params.items()}, query)

@@ -10,8 +10,8 @@ import pytest
 import requests
 
 from localpool import API_2025_10, BASE_PATH, LocalPool
-from localpool.wire import LEGACY_STATUS_SUCCESS, SESSION_IDENTIFIER_RULE
 from localpool.node import FrameScanner, outcome_from_message
+from localpool.wire import SESSION_IDENTIFIER_RULE
 from smoke.protocol import (
     API_2024_02,
     API_2024_10,
@@ -353,7 +353,13 @@ def test_malformed_json_is_400(client: PoolClient) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    [BASE_PATH + "/nothing", BASE_PATH, "/", "/subscriptions/other/sessionPools/x/executions", BASE_PATH + "/files/a/b/c"],
+    [
+        BASE_PATH + "/nothing",
+        BASE_PATH,
+        "/",
+        "/subscriptions/other/sessionPools/x/executions",
+        BASE_PATH + "/files/a/b/c",
+    ],
 )
 def test_unknown_paths_are_404(pool: LocalPool, client: PoolClient, path: str) -> None:
     reply = client.http.post(pool.origin + path, params={"api-version": API_2024_10, "identifier": "abcd"}, json={})

@@ -50,7 +50,7 @@ SPEC_2024_10_SYNC_FILE = (
 SPEC_2025_10_SYNC_FILE = (
     "data-plane__Microsoft.App.DynamicSessions__2025-10-02-preview__examples__CodeExecution_Execute_Sync.json"
 )
-ENDPOINT_LINE = re.compile(rf"^{re.escape(ENDPOINT_LINE_PREFIX)}(http://127\.0\.0\.1:(\d+){re.escape(BASE_PATH)})$")
+ENDPOINT_LINE = re.compile(rf"^{re.escape(ENDPOINT_LINE_PREFIX)}(https?://127\.0\.0\.1:(\d+){re.escape(BASE_PATH)})$")
 # Generous bounds for a loaded 2-core machine; the tests assert far tighter facts than these.
 REQUEST_TIMEOUT_SECONDS = 30.0
 CLI_START_TIMEOUT_SECONDS = 15.0
@@ -95,6 +95,8 @@ def check_answer(response: requests.Response, *_args: Any, **_kwargs: Any) -> re
         body: Any = None
     elif content_type.startswith("application/json"):
         body = response.json()
+    elif content_type.startswith("text/"):
+        body = response.text
     else:
         body = response.content
     dataplane_schema.validate_response(api_version, method, below, response.status_code, dict(response.headers), body)

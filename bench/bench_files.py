@@ -80,9 +80,8 @@ def bench_upload_download(http: requests.Session, endpoint: str) -> None:
     total = uploaded + downloaded
     print(f"upload 100 MB:            {uploaded:6.2f} s")
     print(f"download 100 MB:          {downloaded:6.2f} s   (bytes identical: {same})")
-    print(
-        f"{verdict(total, UPLOAD_TARGET_SECONDS)} upload+download:      {total:6.2f} s   target <= {UPLOAD_TARGET_SECONDS} s"
-    )
+    mark = verdict(total, UPLOAD_TARGET_SECONDS)
+    print(f"{mark} upload+download:      {total:6.2f} s   target <= {UPLOAD_TARGET_SECONDS} s")
     http.delete(endpoint + "/session", params=query, timeout=TIMEOUT_SECONDS)
 
 

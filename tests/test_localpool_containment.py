@@ -214,7 +214,8 @@ def test_memory_bomb_is_contained(client: PoolClient) -> None:
         assert bystander.answers > 0, "the bystander should have answered while the bomb went off"
     assert body["status"] == STATUS_FAILED
     assert body["error"]["error"]["code"] == "InterpreterCrashed"
-    assert f"ran out of memory (the JavaScript heap is capped at {SESSION_HEAP_MB} MB" in body["error"]["error"]["message"]
+    message = body["error"]["error"]["message"]
+    assert f"ran out of memory (the JavaScript heap is capped at {SESSION_HEAP_MB} MB" in message
     # The same session gets a fresh process.
     assert client.run(identifier, "1 + 1")["result"]["executionResult"] == "2"
 

@@ -304,12 +304,16 @@ def multipart_boundary(content_type: str | None, first_bytes: bytes) -> bytes:
 
 
 def receive_upload(
-    files: SessionFiles, chunks: Iterator[bytes], content_type: str | None, path: str | None
+    files: SessionFiles,
+    chunks: Iterator[bytes],
+    content_type: str | None,
+    path: str | None,
+    max_files: int | None = None,
 ) -> list[FileInfo]:
     """Stream a multipart body into the session: every part with a file name becomes a file.
 
     Nothing is kept in memory beyond one chunk; a part that fails (too large, disk full, bad name)
-    leaves no file behind.
+    leaves no file behind. max_files: a file part beyond it is refused (400) before it is stored.
     """
     iterator = iter(chunks)
     first = next(iterator, b"")
@@ -335,6 +339,8 @@ def receive_upload(
         disposition = state["headers"].get(b"content-disposition", b"")  # type: ignore[union-attr]
         _, options = parse_options_header(disposition)
         filename = options.get(b"filename")
+        if filename and max_files is not None and len(stored) >= max_files:
+            raise _bad_form(f"This api-version takes {max_files} file per upload; send one request per file.")
         if filename:
             state["upload"] = files.writer(filename.decode("utf-8", "replace"), path)
 

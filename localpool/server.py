@@ -474,20 +474,22 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         """POST files (files/upload in 2024-02-02-preview): multipart, streamed into /mnt/data."""
         identifier = self._identifier(request)
         chunks = self._body_chunks(MAX_UPLOAD_BODY_BYTES, wire.upload_too_large)
+        # 2024-02-02-preview answers a list; later versions answer one file, so take one.
+        max_files = None if request.api_version == wire.API_2024_02 else 1
         with self._session(identifier) as session:
-            stored = receive_upload(
-                self.server.manager.files(session),
-                chunks,
-                self.headers.get("Content-Type"),
-                _first(request.query, "path"),
-            )
-        if request.api_version != wire.API_2024_02 and len(stored) != 1:
-            raise ApiError(
-                HTTPStatus.BAD_REQUEST,
-                "InvalidMultipartBody",
-                f"api-version {request.api_version} uploads one file per request; this body had {len(stored)} "
-                "(they were stored).",
-            )
+            try:
+                stored = receive_upload(
+                    self.server.manager.files(session),
+                    chunks,
+                    self.headers.get("Content-Type"),
+                    _first(request.query, "path"),
+                    max_files,
+                )
+            except WireError:
+                # Refused part-way: the rest of the body is never parsed as a request; drain, then close.
+                self.close_connection = True
+                self._linger = True
+                raise
         self._send_json(request.operation.success_status, wire.upload_answer(request.api_version, stored), {})
 
     def _list_files(self, request: _Request) -> None:

@@ -21,6 +21,7 @@ import requests
 from localpool import LocalPool, SandboxLimits, wire
 from localpool.constants import BASE_PATH
 from localpool.files import SessionFiles
+from localpool.tls import TlsSetupError, make_self_signed
 from tests.support import dataplane_schema
 from tests.support.localpool_helpers import (
     TOKEN,
@@ -285,6 +286,24 @@ def test_upload_beyond_the_session_disk_limit_is_413_and_leaves_nothing() -> Non
         client.close()
 
 
+def test_later_versions_take_one_file_per_upload_and_store_none_of_a_second(client: PoolClient) -> None:
+    identifier = new_identifier()
+    reply = client.http.post(
+        client.endpoint + "/files",
+        params=params(identifier, wire.API_2025_02),
+        files=[("file", ("one.txt", b"1")), ("file", ("two.txt", b"2"))],
+    )
+    assert reply.status_code == 400 and reply.json()["error"]["code"] == "InvalidMultipartBody"
+    listed = client.http.get(client.endpoint + "/files", params=params(identifier, wire.API_2025_02)).json()["value"]
+    assert "two.txt" not in [item["name"] for item in listed]
+    both = client.http.post(
+        client.endpoint + "/files/upload",
+        params=params(identifier, wire.API_2024_02),
+        files=[("file", ("one.txt", b"1")), ("file", ("two.txt", b"2"))],
+    )
+    assert [item["properties"]["filename"] for item in both.json()["value"]] == ["one.txt", "two.txt"]
+
+
 def test_session_files_reject_climbing_paths(tmp_path: Path) -> None:
     files = SessionFiles(tmp_path, owner=None, disk_limit_bytes=1024)
     for bad in ("..", "a/../../b", "x\x00y"):
@@ -346,6 +365,26 @@ def test_tls_serves_https_with_a_certificate_clients_can_trust() -> None:
             requests.get(secure.endpoint + "/metadata", timeout=30)  # not trusted without the certificate
         cert_dir = secure.cert_path.parent
     assert not cert_dir.exists()
+
+
+def test_own_certificate_is_served_and_an_unusable_one_is_a_clear_error(tmp_path: Path) -> None:
+    cert, key = make_self_signed(tmp_path)
+    with LocalPool(token=TOKEN, prewarm=False, cert=cert, key=key) as secure:
+        assert secure.cert_path == cert and secure.origin.startswith("https://")
+        reply = checked_session().get(
+            secure.endpoint + "/metadata",
+            params=params(None, wire.API_2025_10),
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            verify=str(cert),
+            timeout=30,
+        )
+        assert reply.status_code == 200
+    broken = tmp_path / "broken.pem"
+    broken.write_text("not a certificate")
+    with pytest.raises(TlsSetupError, match="Cannot use the certificate"):
+        LocalPool(token=TOKEN, prewarm=False, cert=broken, key=key)
+    with pytest.raises(ValueError, match="--cert and --key together"):
+        LocalPool(token=TOKEN, prewarm=False, cert=cert)
 
 
 def test_cli_tls_prints_the_certificate_path() -> None:

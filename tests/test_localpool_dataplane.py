@@ -10,6 +10,8 @@ import glob
 import json
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,8 @@ from tests.support.localpool_helpers import (
     new_identifier,
 )
 
-DATAPLANE_DIR = Path(__file__).resolve().parent / "data" / "dataplane"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATAPLANE_DIR = PROJECT_ROOT / "tests" / "data" / "dataplane"
 UPLOAD_NAME = "hello.txt"
 UPLOAD_BYTES = b"Hello from the test!\n"
 ALL_OPERATIONS = [
@@ -127,6 +130,18 @@ def test_every_documented_operation_succeeds_as_documented(
             # Every field Azure's example answers with (non-null) is in the local answer too.
             shown = {key for key, value in example.items() if value is not None}
             assert shown <= set(body), f"{operation_id} lacks {shown - set(body)} of Azure's example"
+
+
+def test_localpool_does_not_import_the_smoke_client() -> None:
+    # One source of truth: the pool's answers come from localpool.wire, never from smoke.protocol.
+    code = (
+        "import sys, localpool, localpool.__main__, localpool.server, localpool.process\n"
+        "print(sorted(name for name in sys.modules if name == 'smoke' or name.startswith('smoke.')))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True, timeout=60
+    )
+    assert found.stdout.strip() == "[]", found.stdout
 
 
 def test_operations_tested_are_all_wire_offers() -> None:

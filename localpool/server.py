@@ -180,6 +180,8 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         except WireError as error:
             headers = {**error.headers, **getattr(error, "extra_headers", {})}
             self._send_json(error.status, error.body, headers)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client left (e.g. during a download): nobody to answer
         except Exception as error:
             traceback.print_exc(file=sys.stderr)
             failure = WireError(

@@ -1,4 +1,5 @@
-"""The HTTP front end of the local pool: Azure's data-plane paths, auth, validation and error shapes."""
+"""The HTTP(S) front end of the local pool: auth, request bodies, and every data-plane operation of every
+api-version, routed by localpool.wire (resolve -> handler) and answered with its builders."""
 
 from __future__ import annotations
 
@@ -154,7 +155,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         self._dispatch("PATCH")
 
     def do_DELETE(self) -> None:
-        """Dispatch a DELETE request (answered 404 or 405)."""
+        """Dispatch a DELETE request (files/{name}, session)."""
         self._dispatch("DELETE")
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:

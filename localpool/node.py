@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 from localpool.constants import (
     FRAME_MARKER_BYTES,
@@ -33,6 +33,7 @@ from localpool.constants import (
     STDERR_TAIL_BYTES,
 )
 from localpool.sandbox import RuntimeCommand, Sandbox
+from localpool.wire import ContainerType
 
 RUNNER_SCRIPT = Path(__file__).resolve().with_name("runner.js")
 # Where the runner appears inside the sandbox (read-only).
@@ -67,6 +68,13 @@ class NodeRuntime:
 
     path: str
     version: tuple[int, int, int]
+
+    # Stub until the runtimes branch (part R) lands: what the server needs of every runtime.
+    container_type: ClassVar[ContainerType] = ContainerType.NODE_LTS
+
+    def describe(self) -> tuple[dict[str, str], dict[str, str], str]:
+        """(runtimes, pre-installed packages, kernel version) for GET metadata."""
+        return {"node": self.version_text}, {}, ""
 
     @property
     def version_text(self) -> str:

@@ -10,7 +10,7 @@ which reads every key of a stack file's `config:`; the YAML parser is go-yaml v3
   as a configuration key (configuration keys should be of the form `<namespace>:<name>`)";
 - a key given twice in one mapping stops the parser ("mapping key ... already defined");
 - only true/false are booleans (YAML 1.2): `protect: yes` is the string "yes";
-- stack names: 1-100 of letters, digits, `_`, `.`, `-` (validateStackName in the CLI's backends);
+- stack names: see components/stacks.py;
 - a stack file's top level holds config, environment (Pulumi ESC), secretsprovider, encryptedkey
   and encryptionsalt (ProjectStack in sdk/go/common/workspace/project.go); the CLI skips any other
   key, so a misspelled `confg:` would leave every setting on its default: refused here.
@@ -30,8 +30,8 @@ import yaml
 
 from components.settings import CONFIG_NAMESPACE
 from components.stack_config import OTHER_READ_NAMESPACES
+from components.stacks import stack_name_problem
 
-STACK_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 STACK_FILE_KEYS: tuple[str, ...] = ("config", "environment", "secretsprovider", "encryptedkey", "encryptionsalt")
 _OLD_CONFIG_MODULE = "config"
 
@@ -55,11 +55,9 @@ _StackFileLoader.add_implicit_resolver(
 
 def check_stack_name(stack: str) -> None:
     """Refuse a name the Pulumi CLI refuses (and any that could point outside the project)."""
-    if not STACK_NAME_PATTERN.fullmatch(stack):
-        raise StackFileError(
-            f"{stack!r} is not a stack name: Pulumi allows 1 to 100 letters, digits, '_', '.' and '-' "
-            "(no '/' or spaces); name a stack such as dev or prod."
-        )
+    problem = stack_name_problem(stack)
+    if problem is not None:
+        raise StackFileError(problem)
 
 
 def stack_file(stack: str, project_dir: Path) -> Path:

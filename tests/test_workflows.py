@@ -12,7 +12,6 @@ import os
 import pty
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -24,14 +23,13 @@ import pytest
 import yaml
 
 from components.azure import SESSION_EXECUTOR_ROLE_ID
+from tests.support.destroy_sandbox import make_destroy_project
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GITHUB_DIR = PROJECT_ROOT / ".github"
 WORKFLOW_DIR = GITHUB_DIR / "workflows"
 SETUP_ACTION = GITHUB_DIR / "actions" / "setup" / "action.yml"
 DESTROY_SCRIPT = PROJECT_ROOT / "scripts" / "destroy.sh"
-# The one definition of the production prefix, which destroy.sh asks before anything else.
-STACKS_MODULE = PROJECT_ROOT / "components" / "stacks.py"
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 ZIZMOR = Path(sys.executable).parent / "zizmor"
 DEPENDABOT = GITHUB_DIR / "dependabot.yml"
@@ -611,8 +609,27 @@ def test_destroy_refuses_a_protected_stack_before_signing_in() -> None:
     # The shipped prod stack is refused by that very step.
     refused = run_step(run_text(check), {"STACK": "prod"}, PROJECT_ROOT)
     assert refused.returncode == 1
-    assert "pulumi state unprotect" in refused.stderr
+    assert "docs/teardown.md" in refused.stderr
     assert run_step(run_text(check), {"STACK": "dev"}, PROJECT_ROOT).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("stack", "environment"), [("prod", "production"), ("acme/Prod-eu", "production"), ("dev", "dev")]
+)
+def test_destroy_runs_in_the_environment_of_the_stack_it_deletes(tmp_path: Path, stack: str, environment: str) -> None:
+    """A production stack is destroyed in `production`, whose required reviewers approve before sign-in."""
+    workflow = WORKFLOWS["destroy"]["jobs"]
+    assert destroy_job()["needs"] == "environment"
+    assert destroy_job()["environment"] == "${{ needs.environment.outputs.name }}"
+    assert workflow["environment"]["outputs"]["name"] == "${{ steps.choose.outputs.name }}"
+    [choose] = [step for step in steps(workflow["environment"]) if step.get("id") == "choose"]
+    output = tmp_path / "github-output"
+    result = run_step(run_text(choose), {"STACK": stack, "GITHUB_OUTPUT": str(output)}, PROJECT_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert output.read_text() == f"name={environment}\n"
+    # The deploy workflow's jobs run in those very environments.
+    deploy_environments = {job.get("environment") for job in WORKFLOWS["deploy"]["jobs"].values()}
+    assert environment in deploy_environments
 
 
 def test_only_the_destroy_workflow_destroys() -> None:
@@ -626,21 +643,12 @@ def test_only_the_destroy_workflow_destroys() -> None:
 
 
 class Sandbox:
-    """A copy of scripts/destroy.sh (and components/stacks.py, which it asks) in a temp project, with a fake
-    `pulumi` that records its arguments."""
+    """A copy of what scripts/destroy.sh runs in a temp project, with a fake `pulumi` that records its arguments."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        (root / "scripts").mkdir()
-        shutil.copy2(DESTROY_SCRIPT, root / "scripts" / "destroy.sh")
-        (root / "components").mkdir()
-        shutil.copy2(STACKS_MODULE, root / "components" / "stacks.py")
+        self.calls = make_destroy_project(root)
         self.bin = root / "bin"
-        self.bin.mkdir()
-        self.calls = root / "pulumi-calls.txt"
-        fake = self.bin / "pulumi"
-        fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {shlex.quote(str(self.calls))}\necho "fake pulumi ran"\n')
-        fake.chmod(0o755)
 
     def stack_file(self, stack: str, protect: str | None) -> None:
         lines = ["config:", f"  dynamic-sessions:location: northcentralus  # stack {stack}"]
@@ -763,8 +771,7 @@ def test_refuses_a_stack_whose_config_protects_it_and_says_how_to_lift_it(sandbo
     result = sandbox.run(STACK="staging", CONFIRM="staging")
     assert result.returncode == 1
     assert "Pulumi.staging.yaml sets dynamic-sessions:protect: true" in result.stderr
-    assert "set 'dynamic-sessions:protect: false' in Pulumi.staging.yaml" in result.stderr
-    assert "pulumi state unprotect --all --stack staging" in result.stderr
+    assert 'follow "Tearing down a protected or locked stack" in docs/teardown.md' in result.stderr
     assert sandbox.pulumi_args() is None
 
 
@@ -792,7 +799,7 @@ def test_an_unreadable_protect_value_is_refused(sandbox: Sandbox) -> None:
     sandbox.stack_file("qa", "maybe")
     result = sandbox.run(STACK="qa", CONFIRM="qa")
     assert result.returncode == 1
-    assert "neither true nor false" in result.stderr
+    assert "dynamic-sessions:protect = 'maybe': expected true or false" in result.stderr
 
 
 def test_check_only_never_runs_pulumi(sandbox: Sandbox) -> None:
@@ -811,7 +818,7 @@ def test_the_shipped_prod_stack_is_refused() -> None:
         check=False,
     )
     assert result.returncode == 1
-    assert "refused" in result.stderr
+    assert "nothing was destroyed" in result.stderr
 
 
 def test_drift_never_runs_while_the_same_stack_deploys() -> None:

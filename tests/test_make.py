@@ -147,7 +147,9 @@ def fresh_copy(tmp_path: Path) -> Path:
     """The project's files as a fresh clone has them: no .venv (a `make` that needs one would install it)."""
     clone = tmp_path / "clone"
     shutil.copytree(
-        PROJECT_ROOT, clone, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", ".pytest_cache", "node_modules")
+        PROJECT_ROOT,
+        clone,
+        ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", ".pytest_cache", "node_modules"),
     )
     return clone
 

@@ -36,7 +36,7 @@ def refusal(stack: str, project_dir: Path = PROJECT_DIR) -> str | None:
     short = short_stack_name(stack)
     file_name = f"Pulumi.{short}.yaml"
     try:
-        raw = read_stack_config(short, project_dir) if (project_dir / file_name).is_file() else {}
+        raw = read_stack_config(short, project_dir, GUARDS) if (project_dir / file_name).is_file() else {}
         guards = parse_settings({key: raw[key] for key in GUARDS if key in raw}, project=CONFIG_NAMESPACE, stack=short)
     except StackFileError as error:
         return f"{error} Fix it before tearing '{stack}' down."

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from components.azure import SESSION_EXECUTOR_ROLE_ID
+from localpool.constants import MIN_NODE_MAJOR
 from tests.support.destroy_sandbox import make_destroy_project
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +38,8 @@ DEPENDABOT = GITHUB_DIR / "dependabot.yml"
 SELF_REPOSITORY = "$/"
 
 STACKS = ("dev", "prod")
+# Node.js 20 reaches its end of life in April 2026; 24 is the LTS release line after it.
+CURRENT_NODE_LTS = 24
 ALLOWED_SECRETS = {"PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE"}
 AZURE_ENV = ("ARM_CLIENT_ID", "ARM_TENANT_ID", "ARM_SUBSCRIPTION_ID")
 # A remote action pinned to a commit, with the release it is in a comment (for people and Dependabot).
@@ -264,9 +267,22 @@ def test_every_remote_action_is_pinned_to_a_commit_with_its_release_in_a_comment
 # --- Triggers ----------------------------------------------------------------------------------------
 
 
-def test_ci_runs_on_pull_requests_and_pushes() -> None:
-    on = triggers(WORKFLOWS["ci"])
-    assert {"pull_request", "push"} <= set(on)
+def runs_on_push_to_main(workflow: dict[str, Any]) -> bool:
+    push = triggers(workflow).get("push")
+    return push is not None and "main" in ((push or {}).get("branches") or ["main"])
+
+
+def test_every_pull_request_and_every_push_to_main_runs_the_tests_exactly_once() -> None:
+    assert "pull_request" in triggers(WORKFLOWS["ci"])
+    runs_of_ci = [name for name, workflow in WORKFLOWS.items() if name == "ci" and runs_on_push_to_main(workflow)]
+    runs_of_ci += [
+        f"{name}/{job_id}"
+        for name, workflow in WORKFLOWS.items()
+        if runs_on_push_to_main(workflow)
+        for job_id, job in workflow["jobs"].items()
+        if job.get("uses") == f"{SELF_REPOSITORY}.github/workflows/ci.yml"
+    ]
+    assert runs_of_ci == ["deploy/test"]
 
 
 def test_preview_runs_on_pull_requests_only() -> None:
@@ -328,11 +344,13 @@ def test_every_job_that_runs_python_sets_it_up() -> None:
             )
 
 
-def test_ci_runs_the_readmes_test_command_with_node() -> None:
+def test_ci_tests_the_local_pool_on_the_oldest_supported_node_and_a_current_one() -> None:
     job = WORKFLOWS["ci"]["jobs"]["test"]
-    # The local pool needs Node.js 20 or newer; the tests run it.
     node = next(step for step in steps(job) if uses(step).startswith("actions/setup-node@"))
-    assert int(str(node["with"]["node-version"]).split(".")[0]) >= 20
+    assert node["with"]["node-version"] == "${{ matrix.node }}"
+    majors = [int(version) for version in job["strategy"]["matrix"]["node"]]
+    assert min(majors) == MIN_NODE_MAJOR
+    assert max(majors) >= CURRENT_NODE_LTS
     assert [run_text(step) for step in steps(job) if run_text(step)][-1] == "make test"
 
 

@@ -25,10 +25,10 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 EXIT_REFUSED = 1
 # The settings that guard a stack; the others do not matter to a teardown.
 GUARDS = ("protect", "lock")
-HOW_TO_LIFT = (
-    'To tear it down on purpose, follow "Tearing down a protected or locked stack" in docs/teardown.md '
-    "(a reviewed change to the stack file, then `pulumi state unprotect`, then this command again)."
-)
+# The steps are written once, in the docs; the refusal points there.
+TEARDOWN_DOC = "docs/teardown.md"
+TEARDOWN_SECTION = "Tearing down a protected or locked stack"
+HOW_TO_LIFT = f'To tear it down on purpose, follow "{TEARDOWN_SECTION}" in {TEARDOWN_DOC}.'
 
 
 def refusal(stack: str, project_dir: Path = PROJECT_DIR) -> str | None:

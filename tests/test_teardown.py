@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.destroy_sandbox import make_destroy_project
+from tests.support.destroy_sandbox import PROJECT_ROOT, make_destroy_project
 
 
 @pytest.fixture
@@ -119,3 +119,10 @@ def test_the_stack_name_rule_is_the_one_the_offline_plan_uses() -> None:
             short_stack_name(f"acme/{name}")
     with pytest.raises(ValueError, match="is not a stack name"):
         short_stack_name("../etc")
+
+
+def test_the_refusal_points_to_a_section_the_docs_have() -> None:
+    from offline.destroy_check import TEARDOWN_DOC, TEARDOWN_SECTION
+
+    headings = [line for line in (PROJECT_ROOT / TEARDOWN_DOC).read_text().splitlines() if line.startswith("## ")]
+    assert any(heading.removeprefix("## ").startswith(TEARDOWN_SECTION) for heading in headings), headings

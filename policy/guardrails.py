@@ -12,8 +12,8 @@ Enforcement:
   stacks, `<rule>-advisory` is advisory and checks every other stack. pulumi-policy fixes one
   enforcement level per policy, and the stack is read from each resource's URN, so one pack
   blocks a production deploy and only warns on dev. The lock rule looks at the whole stack (a
-  resource group and the lock that names it), so it is a stack policy; the others are resource
-  policies.
+  resource group and the lock whose resourceGroupName input comes from it), so it is a stack
+  policy; the others are resource policies.
 
 Unknown values (under `pulumi preview` a role assignment's scope is the id of a pool that does
 not exist yet) are skipped, never reported: each check looks at what is already known.

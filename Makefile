@@ -65,13 +65,14 @@ bench: venv ## benchmark the offline plan, the smoke client and the local pool
 	$(PY) bench/bench_files.py
 
 # STACK must be named on the command line (or in the environment): the dev default above does
-# not count, so `make destroy` alone never picks a stack for you. The stack is checked (named, not
-# protected) and the Pulumi CLI looked for before anyone is asked to confirm.
+# not count, so `make destroy` alone never picks a stack for you. The cheap checks (STACK is a stack
+# name, the Pulumi CLI is installed) come before the virtualenv is installed; then the stack's
+# protection and lock are checked, all before anyone is asked to confirm.
 destroy: export DESTROY_STACK := $(if $(filter command line environment,$(origin STACK)),$(STACK))
 destroy: export CONFIRM := $(CONFIRM)
-destroy: venv ## tear STACK down (wraps 'pulumi destroy'; CONFIRM=<stack> skips the question)
-	@STACK="$$DESTROY_STACK" bash scripts/destroy.sh --check >/dev/null
-	@bash scripts/require-pulumi.sh "make destroy"
+destroy: ## tear STACK down (wraps 'pulumi destroy'; CONFIRM=<stack> skips the question)
+	@STACK="$$DESTROY_STACK" bash scripts/destroy.sh --preflight
+	@$(MAKE) --no-print-directory venv
 	@STACK="$$DESTROY_STACK" bash scripts/destroy.sh
 
 clean: ## remove .venv and the tools' caches

@@ -47,9 +47,6 @@ LIFECYCLE_TYPE_TIMED = "Timed"
 # assignments included. Locks never touch the data plane: code keeps running in the pool.
 LOCK_LEVELS: tuple[str, ...] = ("CanNotDelete", "ReadOnly")
 LOCK_API_VERSION = "2020-05-01"
-# Lock names: at most 260 characters, none of < > % & : \ ? / ; notes at most 512 characters.
-LOCK_NAME_MAX_LENGTH = 260
-LOCK_NOTES_MAX_LENGTH = 512
 
 # The spec's sessionPoolName path parameter: ^[a-z][a-z0-9]*$, 3-63 characters (no hyphens,
 # although the docs' examples use them: stay inside the spec).

@@ -10,7 +10,7 @@ which reads every key of a stack file's `config:`; the YAML parser is go-yaml v3
   as a configuration key (configuration keys should be of the form `<namespace>:<name>`)";
 - a key given twice in one mapping stops the parser ("mapping key ... already defined");
 - only true/false are booleans (YAML 1.2): `protect: yes` is the string "yes";
-- stack names: 1-100 of letters, digits, `_`, `.`, `-` (validateStackName in the CLI's backends);
+- stack names: see components/stacks.py;
 - a stack file's top level holds config, environment (Pulumi ESC), secretsprovider, encryptedkey
   and encryptionsalt (ProjectStack in sdk/go/common/workspace/project.go); the CLI skips any other
   key, so a misspelled `confg:` would leave every setting on its default: refused here.
@@ -30,10 +30,12 @@ import yaml
 
 from components.settings import CONFIG_NAMESPACE
 from components.stack_config import OTHER_READ_NAMESPACES
+from components.stacks import stack_name_problem
 
-STACK_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 STACK_FILE_KEYS: tuple[str, ...] = ("config", "environment", "secretsprovider", "encryptedkey", "encryptionsalt")
 _OLD_CONFIG_MODULE = "config"
+# What the YAML parser calls the construct it was reading, as a person calls it.
+_CONSTRUCTS = {"while parsing a flow sequence": "list (`[`)", "while parsing a flow mapping": "mapping (`{`)"}
 
 
 class StackFileError(Exception):
@@ -55,11 +57,9 @@ _StackFileLoader.add_implicit_resolver(
 
 def check_stack_name(stack: str) -> None:
     """Refuse a name the Pulumi CLI refuses (and any that could point outside the project)."""
-    if not STACK_NAME_PATTERN.fullmatch(stack):
-        raise StackFileError(
-            f"{stack!r} is not a stack name: Pulumi allows 1 to 100 letters, digits, '_', '.' and '-' "
-            "(no '/' or spaces); name a stack such as dev or prod."
-        )
+    problem = stack_name_problem(stack)
+    if problem is not None:
+        raise StackFileError(problem)
 
 
 def stack_file(stack: str, project_dir: Path) -> Path:
@@ -163,9 +163,28 @@ def _config_node(document: yaml.MappingNode, name: str) -> yaml.Node | None:
     return top_level.get("config", (None, None))[1]
 
 
-def read_stack_config(stack: str, project_dir: Path) -> dict[str, Any]:
+def _check_value(key_node: yaml.Node, value_node: yaml.Node, name: str) -> None:
+    """Refuse a project setting with no value, or an encrypted one the offline plan cannot read."""
+    where = f"{name} line {_line(key_node)}"
+    if isinstance(value_node, yaml.ScalarNode) and value_node.tag == "tag:yaml.org,2002:null":
+        raise StackFileError(
+            f"{where}: {key_node.value} has no value; write one after the colon "
+            f"(e.g. `{key_node.value}: ...`, see docs/settings.md) or delete the line."
+        )
+    if isinstance(value_node, yaml.MappingNode) and any(
+        getattr(key, "value", None) == "secure" for key, _value in value_node.value
+    ):
+        raise StackFileError(
+            f"{where}: {key_node.value} is an encrypted secret (`secure:`), which the offline plan cannot "
+            "decrypt (it has no Pulumi CLI or secrets provider); run `pulumi preview` for this stack instead, "
+            "or plan a copy of the stack file with a plain value there."
+        )
+
+
+def read_stack_config(stack: str, project_dir: Path, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Return the project's settings in a stack file, keyed without the namespace, as YAML values.
 
+    `keys` limits the values read (and checked) to those settings; the whole file is still checked.
     Raises StackFileError for a bad stack name, a missing file, or anything the CLI would refuse.
     """
     path = stack_file(stack, project_dir)
@@ -179,8 +198,18 @@ def read_stack_config(stack: str, project_dir: Path) -> dict[str, Any]:
         mark = error.problem_mark or error.context_mark
         line = f" line {mark.line + 1}" if mark else ""
         problem = error.problem or error.context or "a syntax error"
+        # Where the parser noticed is often past the mistake (an unclosed `[` shows at the end of
+        # the file): name where the construct it was reading began, too.
+        opened = error.context_mark
+        construct = _CONSTRUCTS.get(error.context or "", (error.context or "").removeprefix("while parsing a "))
+        began = (
+            f", in the {construct} that begins on line {opened.line + 1}"
+            if opened is not None and error.context and mark is not None and opened.line != mark.line
+            else ""
+        )
         raise StackFileError(
-            f"{path.name}{line}: this is not valid YAML ({problem}); check the indentation and quotes there."
+            f"{path.name}{line}: this is not valid YAML ({problem}{began}); check the indentation, quotes "
+            "and brackets there."
         ) from None
     except yaml.YAMLError as error:  # e.g. a tab or control character the reader refuses
         raise StackFileError(f"{path.name}: this is not valid YAML ({error}); fix the file's text.") from None
@@ -196,7 +225,8 @@ def read_stack_config(stack: str, project_dir: Path) -> dict[str, Any]:
     try:
         for key_node, value_node in config_map.value:
             namespace, setting = _check_key(key_node, path.name)
-            if namespace == CONFIG_NAMESPACE:
+            if namespace == CONFIG_NAMESPACE and (keys is None or setting in keys):
+                _check_value(key_node, value_node, path.name)
                 settings[setting] = loader.construct_object(value_node, deep=True)
     finally:
         loader.dispose()

@@ -12,8 +12,8 @@ Enforcement:
   stacks, `<rule>-advisory` is advisory and checks every other stack. pulumi-policy fixes one
   enforcement level per policy, and the stack is read from each resource's URN, so one pack
   blocks a production deploy and only warns on dev. The lock rule looks at the whole stack (a
-  resource group and the lock that names it), so it is a stack policy; the others are resource
-  policies.
+  resource group and the lock whose resourceGroupName input comes from it), so it is a stack
+  policy; the others are resource policies.
 
 Unknown values (under `pulumi preview` a role assignment's scope is the id of a pool that does
 not exist yet) are skipped, never reported: each check looks at what is already known.
@@ -22,7 +22,7 @@ not exist yet) are skipped, never reported: each check looks at what is already 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import pulumi.output
@@ -350,31 +350,31 @@ def check_ownership_tags(args: ResourceValidationArgs) -> list[str]:
 
 
 def check_resource_group_locked(resources: list[PolicyResource]) -> list[tuple[str, str]]:
-    """Production resource groups must carry a CanNotDelete or ReadOnly management lock."""
-    # (group it locks, level) of every lock; under preview the group is unknown, and counts.
-    locks = [
-        (lookup(resource.props, "resourceGroupName"), lookup(resource.props, "level"))
-        for resource in resources
-        if resource.resource_type == MANAGEMENT_LOCK_TYPE
-    ]
-    problems = []
-    for group in (resource for resource in resources if resource.resource_type == RESOURCE_GROUP_TYPE):
-        name = lookup(group.props, "resourceGroupName")
-        if any(
-            (locked is UNKNOWN or name is UNKNOWN or locked == name) and (level is UNKNOWN or level in LOCK_LEVELS)
-            for locked, level in locks
-        ):
-            continue
-        problems.append(
-            (
-                f"Resource group '{group.name}' has no {' or '.join(LOCK_LEVELS)} management lock, so anyone with "
-                "delete rights can remove it, and the session pool with it, outside Pulumi (in the portal or the "
-                "Azure CLI); production stacks must lock the resource group. "
-                f"Set dynamic-sessions:lock: {LOCK_LEVELS[0]} in the stack's config.",
-                group.urn,
-            )
+    """Production resource groups must carry a CanNotDelete or ReadOnly management lock.
+
+    A stack policy sees each resource's outputs, and `resourceGroupName` is an input only (a path
+    parameter) of both the group and the lock, so the link is the lock's input dependency: the
+    program passes the group's `name` output as the lock's `resourceGroupName`.
+    """
+    locked = {
+        group.urn
+        for lock in resources
+        if lock.resource_type == MANAGEMENT_LOCK_TYPE
+        # Under preview the level may be unknown; it counts.
+        and (lookup(lock.props, "level") is UNKNOWN or lookup(lock.props, "level") in LOCK_LEVELS)
+        for group in lock.property_dependencies.get("resourceGroupName", [])
+    }
+    return [
+        (
+            f"Resource group '{group.name}' has no {' or '.join(LOCK_LEVELS)} management lock, so anyone with "
+            "delete rights can remove it, and the session pool with it, outside Pulumi (in the portal or the "
+            "Azure CLI); production stacks must lock the resource group. "
+            f"Set dynamic-sessions:lock: {LOCK_LEVELS[0]} in the stack's config.",
+            group.urn,
         )
-    return problems
+        for group in resources
+        if group.resource_type == RESOURCE_GROUP_TYPE and group.urn not in locked
+    ]
 
 
 # --- Policies --------------------------------------------------------------------------------
@@ -515,10 +515,3 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         check_resource_group_locked,
     ),
 ]
-
-
-def policies_by_name(
-    policies: Iterable[ResourceValidationPolicy | StackValidationPolicy] = POLICIES,
-) -> dict[str, ResourceValidationPolicy | StackValidationPolicy]:
-    """Index policies by name (handy in tests and tools)."""
-    return {policy.name: policy for policy in policies}

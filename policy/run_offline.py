@@ -3,8 +3,13 @@
 The Pulumi CLI hands each resource to a resource policy as ResourceValidationArgs, and every
 resource at once to a stack policy as StackValidationArgs; this builds the same arguments from any
 object shaped like the offline harness's RegisteredResource (type, name, urn, inputs, parent,
-protect) and collects every violation with the enforcement level the CLI would give it. Inputs go
-through pulumi-policy's unknown-checking proxy, as they do under the CLI.
+protect, property_dependencies) and collects every violation with the enforcement level the CLI
+would give it. Values go through pulumi-policy's unknown-checking proxy, as they do under the CLI.
+
+A resource policy sees a resource's inputs; a stack policy sees its outputs, which for
+pulumi-azure-native lack the input-only path parameters (`resourceGroupName`, `lockName`, ...).
+So a stack policy gets the inputs cut down to the properties the SDK's class declares as outputs,
+and each resource's dependencies as PolicyResource objects, as the CLI links them.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pulumi.output
+from pulumi_azure_native import app, authorization, resources
 from pulumi_policy import (
     EnforcementLevel,
     PolicyCustomTimeouts,
@@ -27,7 +33,16 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
+from components.azure import MANAGEMENT_LOCK_TYPE, RESOURCE_GROUP_TYPE, ROLE_ASSIGNMENT_TYPE, SESSION_POOL_TYPE
 from policy.guardrails import POLICIES
+
+# The SDK class of each resource type the program declares: its getters are the outputs.
+SDK_CLASSES: dict[str, type[pulumi.CustomResource]] = {
+    RESOURCE_GROUP_TYPE: resources.ResourceGroup,
+    SESSION_POOL_TYPE: app.ContainerAppsSessionPool,
+    ROLE_ASSIGNMENT_TYPE: authorization.RoleAssignment,
+    MANAGEMENT_LOCK_TYPE: authorization.ManagementLockAtResourceGroupLevel,
+}
 
 
 class RegisteredResourceLike(Protocol):
@@ -39,6 +54,7 @@ class RegisteredResourceLike(Protocol):
     inputs: Mapping[str, Any]
     parent: str
     protect: bool
+    property_dependencies: Mapping[str, Iterable[str]]
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,29 @@ def _props(resource: RegisteredResourceLike) -> Any:
     return unknown_checking_proxy(_as_wire_value(dict(resource.inputs)))
 
 
+def output_names(resource_type: str) -> frozenset[str]:
+    """The wire names of the outputs the SDK declares for `resource_type` (its `pulumi.getter`s).
+
+    The SDK keeps each getter's wire name on the function (pulumi._types sets `_pulumi_name`);
+    a test fails if that ever changes.
+    """
+    cls = SDK_CLASSES[resource_type]
+    return frozenset(
+        member.fget._pulumi_name
+        for member in vars(cls).values()
+        if isinstance(member, property) and hasattr(member.fget, "_pulumi_name")
+    )
+
+
+def _output_props(resource: RegisteredResourceLike) -> Any:
+    """The resource's inputs as the outputs a stack policy would see (input-only properties gone)."""
+    inputs = _as_wire_value(dict(resource.inputs))
+    if resource.type in SDK_CLASSES:
+        names = output_names(resource.type)
+        inputs = {key: value for key, value in inputs.items() if key in names}
+    return unknown_checking_proxy(inputs)
+
+
 def validation_args(resource: RegisteredResourceLike) -> ResourceValidationArgs:
     """Build the arguments the CLI would pass to a resource policy for `resource`."""
     return ResourceValidationArgs(
@@ -92,10 +131,21 @@ def validation_args(resource: RegisteredResourceLike) -> ResourceValidationArgs:
 
 
 def stack_validation_args(resources: Iterable[RegisteredResourceLike]) -> StackValidationArgs:
-    """Build the arguments the CLI would pass to a stack policy (parents and dependencies left out)."""
-    return StackValidationArgs(
-        [PolicyResource(r.type, _props(r), r.urn, r.name, _options(r), None, None, [], {}) for r in resources]
-    )
+    """Build the arguments the CLI would pass to a stack policy: outputs, parents and dependencies."""
+    resources = list(resources)
+    by_urn = {
+        r.urn: PolicyResource(r.type, _output_props(r), r.urn, r.name, _options(r), None, None, [], {})
+        for r in resources
+    }
+    for r in resources:
+        linked = by_urn[r.urn]
+        linked.parent = by_urn.get(r.parent)
+        linked.property_dependencies = {
+            name: [by_urn[urn] for urn in sorted(urns) if urn in by_urn]
+            for name, urns in r.property_dependencies.items()
+        }
+        linked.dependencies = list({d.urn: d for deps in linked.property_dependencies.values() for d in deps}.values())
+    return StackValidationArgs(list(by_urn.values()))
 
 
 def _reporter(

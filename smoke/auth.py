@@ -42,12 +42,24 @@ class Redactor:
             self.secrets.add(secret)
 
     def __call__(self, text: str) -> str:
-        """``text`` with every remembered secret replaced (longest first, so none leaks partly)."""
+        """``text`` with every remembered secret replaced (longest first, so none leaks partly).
+
+        For text that came from the server or a credential: a short secret is scrubbed wherever it
+        stands alone, even where it could be an ordinary word.
+        """
         for secret in sorted(self.secrets, key=len, reverse=True):
             if len(secret) >= MIN_SUBSTRING_SECRET_CHARS:
                 text = text.replace(secret, REDACTED)
             else:
                 text = re.sub(_STANDS_ALONE.format(re.escape(secret)), REDACTED, text)
+        return text
+
+    def unambiguous(self, text: str) -> str:
+        """``text`` with only the secrets long enough to be unambiguous replaced: the last pass over a
+        whole line, whose own words (a hint saying "wrong token") must survive a token like ``wrong``."""
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            if len(secret) >= MIN_SUBSTRING_SECRET_CHARS:
+                text = text.replace(secret, REDACTED)
         return text
 
 
@@ -62,8 +74,12 @@ class TokenProvider:
     redactor: Redactor
 
     def redact(self, text: str) -> str:
-        """Remove every token this provider has handed out from ``text``."""
+        """Remove every token this provider has handed out from ``text`` (text from the server)."""
         return self.redactor(text)
+
+    def redact_line(self, text: str) -> str:
+        """Remove the unambiguous tokens from a line the check wrote itself (server text in it is already scrubbed)."""
+        return self.redactor.unambiguous(text)
 
 
 class StaticTokenProvider(TokenProvider):

@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Console:
-    """Every line the CLI prints goes through the token redactor and is made printable.
+    """Every line the CLI prints loses the unambiguous tokens and is made printable.
 
     Control characters from the server (newline, ESC) and characters the stream cannot encode become
     backslash escapes, so text from the server can neither break the verdict line nor drive the terminal.
@@ -161,7 +161,7 @@ class _Console:
 
     def _write(self, stream: TextIO, text: str) -> None:
         encoding = getattr(stream, "encoding", None) or "utf-8"
-        for line in self.redact(text).splitlines() or [""]:
+        for line in self.redact.unambiguous(text).splitlines() or [""]:
             shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line)
             stream.write(shown.encode(encoding, errors="backslashreplace").decode(encoding, errors="replace") + "\n")
         stream.flush()
@@ -244,8 +244,9 @@ def main(
             files=args.files,
         )
     except (_UsageError, ConfigurationError) as error:
-        console.progress(f"error: {error}")
-        return no_verdict(str(error), ExitCode.USAGE)
+        message = redactor(str(error))  # may quote a library's or the user's text: every secret goes
+        console.progress(f"error: {message}")
+        return no_verdict(message, ExitCode.USAGE)
     except KeyboardInterrupt:
         if not json_mode:
             where = f" on {endpoint_text}" if endpoint_text else ""
@@ -254,7 +255,7 @@ def main(
     except Exception as error:
         import traceback  # a bug in the smoke check, not a verdict on the pool: show where, never the token
 
-        console.progress("internal error (a bug in the smoke check): " + traceback.format_exc().rstrip())
-        return no_verdict(f"internal error: {error!r}", ExitCode.EXECUTION_FAILED)
+        console.progress("internal error (a bug in the smoke check): " + redactor(traceback.format_exc().rstrip()))
+        return no_verdict(redactor(f"internal error: {error!r}"), ExitCode.EXECUTION_FAILED)
     console.result(json.dumps(report.to_json()) if json_mode else report.summary())
     return report.exit_code

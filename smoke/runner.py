@@ -349,7 +349,7 @@ def _execution_error(error: object) -> str | None:
 
 
 def _scrubbed(result: SmokeResult, redact: Callable[[str], str]) -> SmokeResult:
-    """The result with every text field passed through the redactor."""
+    """The result with every text field passed through ``redact`` (a last pass: server text is scrubbed on arrival)."""
     return result._replace(
         **{name: redact(value) for name, value in result._asdict().items() if isinstance(value, str)}
     )
@@ -391,7 +391,7 @@ def run_smoke(
     provider.get_token(scope)  # fail before any request when there is no credential at all
     report_progress = progress or (lambda line: None)
     watch = Watch(deadline, request_timeout, pool.origin)
-    retry = WaitingRetryPolicy(watch, provider.redact, lambda line: report_progress(provider.redact(line)))
+    retry = WaitingRetryPolicy(watch, provider.redact, lambda line: report_progress(provider.redact_line(line)))
     steps = [
         (HELLO_WORLD_CHECK, version, _Run.legacy if version == protocol.API_2024_02 else _Run.executions)
         for version in api_versions
@@ -420,5 +420,5 @@ def run_smoke(
                 result = SmokeResult(
                     api_version, outcome, watch.http_status, attempts=watch.attempts, error=str(stop), check=kind
                 )
-            results.append(_scrubbed(result, provider.redact))
+            results.append(_scrubbed(result, provider.redact_line))
     return SmokeReport(endpoint=pool.url, identifier=session, container_type=container_type, results=results)

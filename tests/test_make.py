@@ -143,6 +143,38 @@ def test_destroy_without_the_pulumi_cli_stops_before_asking_with_one_sentence(tm
     assert "pulumi: not found" not in output
 
 
+def fresh_copy(tmp_path: Path) -> Path:
+    """The project's files as a fresh clone has them: no .venv (a `make` that needs one would install it)."""
+    clone = tmp_path / "clone"
+    shutil.copytree(
+        PROJECT_ROOT,
+        clone,
+        ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", ".pytest_cache", "node_modules"),
+    )
+    return clone
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "STACK is not set"),
+        (("STACK=../etc",), "'../etc' is not a stack name"),
+        (("STACK=dev",), "make destroy needs the Pulumi CLI"),
+    ],
+    ids=["no-stack", "not-a-stack-name", "no-pulumi-cli"],
+)
+def test_destroy_checks_the_cheap_things_before_installing_anything(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    clone = fresh_copy(tmp_path)
+    env = {"PATH": path_without(tmp_path, "pulumi"), "STACK": ""}
+    result = make("destroy", *args, cwd=clone, PYTHON="false", **env)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "installing requirements.txt" not in result.stderr
+    assert not (clone / ".venv").exists()
+
+
 def test_destroy_with_the_pulumi_cli_runs_it_after_the_confirmation(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

@@ -89,7 +89,6 @@ def test_unknown_stack_is_a_clear_error(project_root: Path) -> None:
             "dynamic-sessions:maxSessions = '900': expected a whole number from 1 to 600",
         ),
         ("dynamic-sessions:poolName: my-pool", "dynamic-sessions:poolName = 'my-pool'"),
-        ("dynamic-sessions:secret:\n    secure: v1:abc", "encrypted secret"),
         # YAML 1.2, as the Pulumi CLI reads it: `yes` is a string, which protect does not accept.
         ("dynamic-sessions:protect: yes", "dynamic-sessions:protect = 'yes': expected true or false"),
     ],
@@ -155,8 +154,26 @@ STACK_FILE_MISTAKES = [
     pytest.param(
         "config:\n  dynamic-sessions:maxSessions: 5\n   dynamic-sessions:location: [westus\n",
         "Pulumi.broken.yaml line 3: this is not valid YAML",
-        "check the indentation and quotes there.",
+        "check the indentation, quotes and brackets there.",
         id="syntax-error",
+    ),
+    pytest.param(
+        "config:\n  dynamic-sessions:tags: [5\n",
+        "Pulumi.broken.yaml line 3: this is not valid YAML",
+        "in the list (`[`) that begins on line 2",
+        id="unclosed-list",
+    ),
+    pytest.param(
+        "config:\n  dynamic-sessions:location:\n    secure: v1:abc\n",
+        "Pulumi.broken.yaml line 2: dynamic-sessions:location is an encrypted secret (`secure:`)",
+        "run `pulumi preview` for this stack instead",
+        id="encrypted-secret",
+    ),
+    pytest.param(
+        "config:\n  dynamic-sessions:maxSessions:\n",
+        "Pulumi.broken.yaml line 2: dynamic-sessions:maxSessions has no value",
+        "or delete the line.",
+        id="no-value",
     ),
 ]
 

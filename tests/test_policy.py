@@ -38,13 +38,13 @@ from policy.guardrails import (
     SESSION_POOL_TYPE,
     is_production_stack,
     lookup,
-    policies_by_name,
     stack_name,
 )
-from policy.run_offline import Violation, evaluate
+from policy.run_offline import Violation, evaluate, output_names, stack_validation_args
 from tests.support.policy_helpers import (
     EXECUTOR_ROLE,
     POOL_SCOPE,
+    PRODUCTION_TAGS,
     RESOURCE_GROUP,
     SUBSCRIPTION_ID,
     UNKNOWN_NUMBER,
@@ -60,7 +60,7 @@ from tests.support.policy_helpers import (
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 POLICY_DIR = PROJECT_ROOT / "policy"
-BY_NAME = policies_by_name()
+BY_NAME = {policy.name: policy for policy in POLICIES}
 ROLE_ONLY = BY_NAME["session-executor-role-only"]
 POOL_SCOPED = BY_NAME["role-assignment-scoped-to-session-pool"]
 LIMITS = BY_NAME["session-pool-within-limits"]
@@ -434,36 +434,49 @@ def lock_violations(resources: list[FakeRegisteredResource]) -> list[tuple[str, 
     ]
 
 
-def group(stack: str = "prod", name: object = RESOURCE_GROUP) -> FakeRegisteredResource:
-    props = {**resource_group_props(), "resourceGroupName": name}
-    return FakeRegisteredResource(RESOURCE_GROUP_TYPE, "pool-rg", props, stack=stack, protect=True)
+def group(stack: str = "prod", name: str = "pool-rg") -> FakeRegisteredResource:
+    return FakeRegisteredResource(RESOURCE_GROUP_TYPE, name, resource_group_props(), stack=stack, protect=True)
 
 
-def lock(stack: str = "prod", **kwargs: object) -> FakeRegisteredResource:
-    return FakeRegisteredResource(MANAGEMENT_LOCK_TYPE, "pool-lock", lock_props(**kwargs), stack=stack, protect=True)
+def lock(guards: FakeRegisteredResource | None = None, stack: str = "prod", **kwargs: object) -> FakeRegisteredResource:
+    """A lock whose resourceGroupName is `guards`'s name output (as the program wires it), or a literal."""
+    links = {"resourceGroupName": frozenset({guards.urn})} if guards is not None else {}
+    return FakeRegisteredResource(
+        MANAGEMENT_LOCK_TYPE, "pool-lock", lock_props(**kwargs), stack=stack, property_dependencies=links
+    )
 
 
 @pytest.mark.parametrize("level", ["CanNotDelete", "ReadOnly", UNKNOWN_STRING])
 def test_a_locked_production_group_passes(level: str) -> None:
-    assert lock_violations([group(), lock(level=level)]) == []
+    assert lock_violations([group(), lock(group(), level=level)]) == []
 
 
 def test_an_unlocked_production_group_is_refused() -> None:
     assert lock_violations([group()]) == [(LOCK_RULE, "pool-rg", LOCK_MESSAGE)]
 
 
-@pytest.mark.parametrize(
-    "other_lock",
-    [{"level": "NotSpecified"}, {"resource_group": "rg-someone-else"}],
-    ids=["level-not-specified", "other-group"],
-)
-def test_a_lock_that_does_not_guard_the_group_does_not_count(other_lock: dict[str, str]) -> None:
-    assert lock_violations([group(), lock(**other_lock)]) == [(LOCK_RULE, "pool-rg", LOCK_MESSAGE)]
+def test_a_lock_of_level_not_specified_does_not_count() -> None:
+    assert lock_violations([group(), lock(group(), level="NotSpecified")]) == [(LOCK_RULE, "pool-rg", LOCK_MESSAGE)]
 
 
-def test_under_preview_a_lock_on_a_group_not_yet_named_counts() -> None:
-    assert lock_violations([group(), lock(resource_group=UNKNOWN_STRING)]) == []
-    assert lock_violations([group(name=UNKNOWN_STRING), lock()]) == []
+def test_a_lock_on_another_group_does_not_count() -> None:
+    other = group(name="other-rg")
+    found = lock_violations([group(), other, lock(other)])
+    assert found == [(LOCK_RULE, "pool-rg", LOCK_MESSAGE)]
+
+
+def test_a_lock_naming_the_group_only_by_a_string_does_not_count() -> None:
+    # A stack policy sees outputs, and resourceGroupName is input-only on both: equal names
+    # cannot be compared, so only the program's link (the group's name output) counts.
+    assert lock_violations([group(), lock(resource_group=RESOURCE_GROUP)]) == [(LOCK_RULE, "pool-rg", LOCK_MESSAGE)]
+
+
+def test_a_stack_policy_sees_outputs_without_the_input_only_path_parameters() -> None:
+    assert "resourceGroupName" not in output_names(RESOURCE_GROUP_TYPE)
+    assert {"resourceGroupName", "lockName"}.isdisjoint(output_names(MANAGEMENT_LOCK_TYPE))
+    assert {"level", "notes", "name"} <= output_names(MANAGEMENT_LOCK_TYPE)
+    [seen] = stack_validation_args([lock(group())]).resources
+    assert dict(seen.props) == {"level": "CanNotDelete", "notes": "n"}
 
 
 def test_an_unlocked_group_is_only_an_advisory_outside_production() -> None:
@@ -536,21 +549,53 @@ def test_served_pack_blocks_prod_and_only_warns_on_dev(served_pack: analyzer_pb2
     ]
 
 
-def test_served_pack_refuses_an_unlocked_production_group(served_pack: analyzer_pb2_grpc.AnalyzerStub) -> None:
+def stack_resource(resource_type: str, name: str, outputs: dict, **links: str) -> analyzer_pb2.AnalyzerResource:
+    """A resource as the CLI sends it to AnalyzeStack: its outputs, and the URN each input came from."""
     properties = struct_pb2.Struct()
-    properties.update(resource_group_props())
-    unlocked = analyzer_pb2.AnalyzerResource(
-        type=RESOURCE_GROUP_TYPE,
+    properties.update(outputs)
+    return analyzer_pb2.AnalyzerResource(
+        type=resource_type,
         properties=properties,
-        urn=f"urn:pulumi:prod::dynamic-sessions::{RESOURCE_GROUP_TYPE}::pool-rg",
-        name="pool-rg",
+        urn=f"urn:pulumi:prod::dynamic-sessions::{resource_type}::{name}",
+        name=name,
         options=analyzer_pb2.AnalyzerResourceOptions(protect=True),
+        propertyDependencies={key: analyzer_pb2.AnalyzerPropertyDependencies(urns=[urn]) for key, urn in links.items()},
     )
-    diagnostics = served_pack.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[unlocked])).diagnostics
+
+
+# The outputs pulumi-azure-native returns: no resourceGroupName on either (it is a path parameter).
+GROUP_OUTPUTS = {"name": RESOURCE_GROUP, "location": "northcentralus", "tags": PRODUCTION_TAGS}
+LOCK_OUTPUTS = {"name": "pool-lock", "level": "CanNotDelete", "notes": "n"}
+
+
+def lock_diagnostics(stub: analyzer_pb2_grpc.AnalyzerStub, resources: list) -> list:
+    diagnostics = stub.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=resources)).diagnostics
     # The served pack puts the policy's description on the line before the message.
-    assert [(d.policyName, d.enforcementLevel, d.urn, d.message.splitlines()[-1]) for d in diagnostics] == [
-        (LOCK_RULE, analyzer_pb2.MANDATORY, unlocked.urn, LOCK_MESSAGE)
-    ]
+    return [(d.policyName, d.enforcementLevel, d.urn, d.message.splitlines()[-1]) for d in diagnostics]
+
+
+def test_served_pack_refuses_an_unlocked_production_group(served_pack: analyzer_pb2_grpc.AnalyzerStub) -> None:
+    unlocked = stack_resource(RESOURCE_GROUP_TYPE, "pool-rg", GROUP_OUTPUTS)
+    expected = [(LOCK_RULE, analyzer_pb2.MANDATORY, unlocked.urn, LOCK_MESSAGE)]
+    assert lock_diagnostics(served_pack, [unlocked]) == expected
+
+
+def test_served_pack_accepts_the_lock_whose_group_input_came_from_the_group(
+    served_pack: analyzer_pb2_grpc.AnalyzerStub,
+) -> None:
+    rg = stack_resource(RESOURCE_GROUP_TYPE, "pool-rg", GROUP_OUTPUTS)
+    guard = stack_resource(MANAGEMENT_LOCK_TYPE, "pool-lock", LOCK_OUTPUTS, resourceGroupName=rg.urn)
+    assert lock_diagnostics(served_pack, [rg, guard]) == []
+
+
+def test_served_pack_refuses_a_group_whose_only_lock_is_unrelated(
+    served_pack: analyzer_pb2_grpc.AnalyzerStub,
+) -> None:
+    rg = stack_resource(RESOURCE_GROUP_TYPE, "pool-rg", GROUP_OUTPUTS)
+    other = stack_resource(RESOURCE_GROUP_TYPE, "other-rg", {**GROUP_OUTPUTS, "name": "rg-other"})
+    unrelated = stack_resource(MANAGEMENT_LOCK_TYPE, "pool-lock", LOCK_OUTPUTS, resourceGroupName=other.urn)
+    found = lock_diagnostics(served_pack, [rg, other, unrelated])
+    assert [(policy, urn) for policy, _, urn, _ in found] == [(LOCK_RULE, rg.urn)]
 
 
 def test_served_pack_checks_what_it_can_during_preview(served_pack: analyzer_pb2_grpc.AnalyzerStub) -> None:

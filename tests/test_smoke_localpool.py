@@ -60,3 +60,15 @@ def test_against_python_m_localpool() -> None:
         completed = run_smoke_cli("--endpoint", endpoint, "--api-version", "2024-10-02-preview", token=POOL_TOKEN)
         assert completed.returncode == 0, completed.stdout + completed.stderr
         assert completed.stdout.startswith(f"PASS hello-world ran on {endpoint} (2024-10-02-preview: ")
+
+
+def test_a_short_wrong_token_leaves_the_checks_own_words_alone(pool: LocalPool) -> None:
+    """A token like `wrong` is scrubbed from what the pool says, never from the check's own hints."""
+    completed = run_smoke_cli("--endpoint", pool.endpoint, "--timeout", "1.5", token="wrong")
+    assert completed.returncode == 3, completed.stdout + completed.stderr
+    output = completed.stdout + completed.stderr
+    for line in output.splitlines():
+        # Every waiting line and the verdict: our hint intact, the pool's sentence scrubbed of the token.
+        assert "role assignment not propagated, or wrong token audience?" in line, line
+        assert "A wrong token or identity is answered the same way" in line, line
+        assert 'the pool says "InvalidToken: The bearer token is [REDACTED]' in line, line

@@ -12,7 +12,6 @@ import os
 import pty
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -24,14 +23,14 @@ import pytest
 import yaml
 
 from components.azure import SESSION_EXECUTOR_ROLE_ID
+from localpool.constants import MIN_NODE_MAJOR
+from tests.support.destroy_sandbox import make_destroy_project
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GITHUB_DIR = PROJECT_ROOT / ".github"
 WORKFLOW_DIR = GITHUB_DIR / "workflows"
 SETUP_ACTION = GITHUB_DIR / "actions" / "setup" / "action.yml"
 DESTROY_SCRIPT = PROJECT_ROOT / "scripts" / "destroy.sh"
-# The one definition of the production prefix, which destroy.sh asks before anything else.
-STACKS_MODULE = PROJECT_ROOT / "components" / "stacks.py"
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 ZIZMOR = Path(sys.executable).parent / "zizmor"
 DEPENDABOT = GITHUB_DIR / "dependabot.yml"
@@ -39,13 +38,14 @@ DEPENDABOT = GITHUB_DIR / "dependabot.yml"
 SELF_REPOSITORY = "$/"
 
 STACKS = ("dev", "prod")
+# Node.js 20 reaches its end of life in April 2026; 24 is the LTS release line after it.
+CURRENT_NODE_LTS = 24
 ALLOWED_SECRETS = {"PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE"}
 AZURE_ENV = ("ARM_CLIENT_ID", "ARM_TENANT_ID", "ARM_SUBSCRIPTION_ID")
 # A remote action pinned to a commit, with the release it is in a comment (for people and Dependabot).
 USES_LINE = re.compile(r"^\s*(?:- )?uses:\s*(\S+)(.*)$", re.MULTILINE)
 PINNED_TO_A_COMMIT = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[^@]+)?@[0-9a-f]{40}$")
 VERSION_COMMENT = re.compile(r"^\s+# v\d+\.\d+\.\d+\s*$")
-ZIZMOR_IGNORE = re.compile(r"#\s*zizmor:\s*ignore\[[^\]]+\](.*)$", re.MULTILINE)
 DEPLOYER_CONFIG = re.compile(r"pulumi config set dynamic-sessions:deployerPrincipalType ServicePrincipal --stack (\S+)")
 PULUMI_COMMAND = re.compile(r"\bpulumi (preview|up|destroy)\b")
 STACK_ARG = re.compile(r"--stack[= ](\S+)")
@@ -246,12 +246,6 @@ def test_zizmor_catches_a_planted_mistake(tmp_path: Path, step: str, audit: str)
     assert audit in result.stdout
 
 
-def test_every_zizmor_ignore_says_why() -> None:
-    for path in [*GITHUB_DIR.rglob("*.yml"), *GITHUB_DIR.rglob("*.yaml")]:
-        for reason in ZIZMOR_IGNORE.findall(path.read_text()):
-            assert len(reason.strip(" -:")) >= 10, f"{path.name}: a zizmor ignore without its reason"
-
-
 def test_every_remote_action_is_pinned_to_a_commit_with_its_release_in_a_comment() -> None:
     pinned: dict[str, set[str]] = {}
     checked = 0
@@ -273,9 +267,22 @@ def test_every_remote_action_is_pinned_to_a_commit_with_its_release_in_a_comment
 # --- Triggers ----------------------------------------------------------------------------------------
 
 
-def test_ci_runs_on_pull_requests_and_pushes() -> None:
-    on = triggers(WORKFLOWS["ci"])
-    assert {"pull_request", "push"} <= set(on)
+def runs_on_push_to_main(workflow: dict[str, Any]) -> bool:
+    push = triggers(workflow).get("push")
+    return push is not None and "main" in ((push or {}).get("branches") or ["main"])
+
+
+def test_every_pull_request_and_every_push_to_main_runs_the_tests_exactly_once() -> None:
+    assert "pull_request" in triggers(WORKFLOWS["ci"])
+    runs_of_ci = [name for name, workflow in WORKFLOWS.items() if name == "ci" and runs_on_push_to_main(workflow)]
+    runs_of_ci += [
+        f"{name}/{job_id}"
+        for name, workflow in WORKFLOWS.items()
+        if runs_on_push_to_main(workflow)
+        for job_id, job in workflow["jobs"].items()
+        if job.get("uses") == f"{SELF_REPOSITORY}.github/workflows/ci.yml"
+    ]
+    assert runs_of_ci == ["deploy/test"]
 
 
 def test_preview_runs_on_pull_requests_only() -> None:
@@ -337,11 +344,13 @@ def test_every_job_that_runs_python_sets_it_up() -> None:
             )
 
 
-def test_ci_runs_the_readmes_test_command_with_node() -> None:
+def test_ci_tests_the_local_pool_on_the_oldest_supported_node_and_a_current_one() -> None:
     job = WORKFLOWS["ci"]["jobs"]["test"]
-    # The local pool needs Node.js 20 or newer; the tests run it.
     node = next(step for step in steps(job) if uses(step).startswith("actions/setup-node@"))
-    assert int(str(node["with"]["node-version"]).split(".")[0]) >= 20
+    assert node["with"]["node-version"] == "${{ matrix.node }}"
+    majors = [int(version) for version in job["strategy"]["matrix"]["node"]]
+    assert min(majors) == MIN_NODE_MAJOR
+    assert max(majors) >= CURRENT_NODE_LTS
     assert [run_text(step) for step in steps(job) if run_text(step)][-1] == "make test"
 
 
@@ -611,8 +620,27 @@ def test_destroy_refuses_a_protected_stack_before_signing_in() -> None:
     # The shipped prod stack is refused by that very step.
     refused = run_step(run_text(check), {"STACK": "prod"}, PROJECT_ROOT)
     assert refused.returncode == 1
-    assert "pulumi state unprotect" in refused.stderr
+    assert "docs/teardown.md" in refused.stderr
     assert run_step(run_text(check), {"STACK": "dev"}, PROJECT_ROOT).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("stack", "environment"), [("prod", "production"), ("acme/Prod-eu", "production"), ("dev", "dev")]
+)
+def test_destroy_runs_in_the_environment_of_the_stack_it_deletes(tmp_path: Path, stack: str, environment: str) -> None:
+    """A production stack is destroyed in `production`, whose required reviewers approve before sign-in."""
+    workflow = WORKFLOWS["destroy"]["jobs"]
+    assert destroy_job()["needs"] == "environment"
+    assert destroy_job()["environment"] == "${{ needs.environment.outputs.name }}"
+    assert workflow["environment"]["outputs"]["name"] == "${{ steps.choose.outputs.name }}"
+    [choose] = [step for step in steps(workflow["environment"]) if step.get("id") == "choose"]
+    output = tmp_path / "github-output"
+    result = run_step(run_text(choose), {"STACK": stack, "GITHUB_OUTPUT": str(output)}, PROJECT_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert output.read_text() == f"name={environment}\n"
+    # The deploy workflow's jobs run in those very environments.
+    deploy_environments = {job.get("environment") for job in WORKFLOWS["deploy"]["jobs"].values()}
+    assert environment in deploy_environments
 
 
 def test_only_the_destroy_workflow_destroys() -> None:
@@ -626,21 +654,12 @@ def test_only_the_destroy_workflow_destroys() -> None:
 
 
 class Sandbox:
-    """A copy of scripts/destroy.sh (and components/stacks.py, which it asks) in a temp project, with a fake
-    `pulumi` that records its arguments."""
+    """A copy of what scripts/destroy.sh runs in a temp project, with a fake `pulumi` that records its arguments."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        (root / "scripts").mkdir()
-        shutil.copy2(DESTROY_SCRIPT, root / "scripts" / "destroy.sh")
-        (root / "components").mkdir()
-        shutil.copy2(STACKS_MODULE, root / "components" / "stacks.py")
+        self.calls = make_destroy_project(root)
         self.bin = root / "bin"
-        self.bin.mkdir()
-        self.calls = root / "pulumi-calls.txt"
-        fake = self.bin / "pulumi"
-        fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {shlex.quote(str(self.calls))}\necho "fake pulumi ran"\n')
-        fake.chmod(0o755)
 
     def stack_file(self, stack: str, protect: str | None) -> None:
         lines = ["config:", f"  dynamic-sessions:location: northcentralus  # stack {stack}"]
@@ -763,8 +782,7 @@ def test_refuses_a_stack_whose_config_protects_it_and_says_how_to_lift_it(sandbo
     result = sandbox.run(STACK="staging", CONFIRM="staging")
     assert result.returncode == 1
     assert "Pulumi.staging.yaml sets dynamic-sessions:protect: true" in result.stderr
-    assert "set 'dynamic-sessions:protect: false' in Pulumi.staging.yaml" in result.stderr
-    assert "pulumi state unprotect --all --stack staging" in result.stderr
+    assert 'follow "Tearing down a protected or locked stack" in docs/teardown.md' in result.stderr
     assert sandbox.pulumi_args() is None
 
 
@@ -792,7 +810,7 @@ def test_an_unreadable_protect_value_is_refused(sandbox: Sandbox) -> None:
     sandbox.stack_file("qa", "maybe")
     result = sandbox.run(STACK="qa", CONFIRM="qa")
     assert result.returncode == 1
-    assert "neither true nor false" in result.stderr
+    assert "dynamic-sessions:protect = 'maybe': expected true or false" in result.stderr
 
 
 def test_check_only_never_runs_pulumi(sandbox: Sandbox) -> None:
@@ -811,7 +829,7 @@ def test_the_shipped_prod_stack_is_refused() -> None:
         check=False,
     )
     assert result.returncode == 1
-    assert "refused" in result.stderr
+    assert "nothing was destroyed" in result.stderr
 
 
 def test_drift_never_runs_while_the_same_stack_deploys() -> None:

@@ -143,6 +143,8 @@ class FakeRegisteredResource:
     stack: str = "dev"
     protect: bool = False
     parent: str = ""
+    # The URNs each input waits for, by input name (the lock's resourceGroupName: the group's URN).
+    property_dependencies: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def urn(self) -> str:

@@ -30,7 +30,6 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
 from typing import Any
 
 # Captured before session code runs (it shares this interpreter and can replace module attributes).
@@ -132,15 +131,17 @@ class PythonSession:
         tree = ast.parse(code, filename="<stdin>", mode="exec")
         last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
         flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-        self._run(compile(tree, "<stdin>", "exec", flags=flags), exec)
+        self._run(compile(tree, "<stdin>", "exec", flags=flags))
         if last is None:
             return None
         expression = ast.Expression(last.value)
-        value = self._run(compile(expression, "<stdin>", "eval", flags=flags), eval)
+        value = self._run(compile(expression, "<stdin>", "eval", flags=flags))
         return result_value(value, self.max_chars, jupyter)
 
-    def _run(self, compiled: Any, run: Callable[..., Any]) -> Any:
-        value = run(compiled, self.namespace)
+    def _run(self, compiled: Any) -> Any:
+        # eval() runs "exec" code objects too, and unlike exec() it returns the coroutine of code
+        # that awaits at top level.
+        value = eval(compiled, self.namespace)  # noqa: S307 - running the session's code is the point
         if compiled.co_flags & _CO_COROUTINE:
             import asyncio  # only for code that awaits: it costs start-up time
 

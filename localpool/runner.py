@@ -19,6 +19,7 @@ to fd 1 directly is discarded by localpool (only marked messages count).
 from __future__ import annotations
 
 import ast
+import base64
 import builtins
 import codecs
 import io
@@ -86,12 +87,17 @@ def result_value(value: Any, max_chars: int, jupyter: bool) -> Any:
 
     None gives null; NaN and infinities give null (CodeExecution_Execute_Result_NaN); strings,
     numbers and booleans come back as themselves (``2+2`` gives 4, ``"nan"`` gives "nan"); lists,
-    tuples and dicts of those as JSON when that fits in max_chars. Anything else, and everything with
+    tuples and dicts of those as JSON when that fits in max_chars. A figure (an object with a PNG
+    form, e.g. a matplotlib Figure) is ``{"type": "image", "format": "png", "base64_data": ...}`` as
+    a real PythonLTS pool answers one. Anything else, and everything with
     returnJupyterFormatExecutionResult (jupyter), is its text/plain form, repr() (the
     *_JupyterFormat examples: "nan", "'nan'"), cut at max_chars.
     """
     if value is None:
         return None
+    image = None if jupyter else _png(value)
+    if image is not None:
+        return {"type": "image", "format": "png", "base64_data": base64.b64encode(image).decode("ascii")}
     if not jupyter:
         if isinstance(value, float) and not math.isfinite(value):
             return None
@@ -107,6 +113,23 @@ def result_value(value: Any, max_chars: int, jupyter: bool) -> Any:
             if text is not None and len(text) <= max_chars:
                 return _loads(text)
     return repr(value)[:max_chars]
+
+
+def _png(value: Any) -> bytes | None:
+    """The PNG form of a figure: IPython's _repr_png_, or a matplotlib-style savefig; None for other values."""
+    if isinstance(value, type):
+        return None
+    try:
+        if callable(getattr(value, "_repr_png_", None)):
+            data = value._repr_png_()
+            return data if isinstance(data, bytes) else None
+        if callable(getattr(value, "savefig", None)) and callable(getattr(value, "get_axes", None)):
+            buffer = io.BytesIO()
+            value.savefig(buffer, format="png")
+            return buffer.getvalue()
+    except Exception:
+        return None
+    return None
 
 
 class PythonSession:

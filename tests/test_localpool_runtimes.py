@@ -9,6 +9,7 @@ They need bubblewrap, like the other sandbox tests (never skipped).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -145,6 +146,20 @@ def test_python_state_persists_between_executions(python_pool: LocalPool) -> Non
 )
 def test_python_result_values(value: Any, expected: Any) -> None:
     assert result_value(value, OUTPUT_STREAM_MAX_CHARS, jupyter=False) == expected
+
+
+def test_python_figures_come_back_as_png_images() -> None:
+    """A figure as the last expression is an image object, as facts__data-plane-2024-02-02-preview-files.md records."""
+
+    class Figure:
+        def _repr_png_(self) -> bytes:
+            return b"\x89PNG fake"
+
+    image = {"type": "image", "format": "png", "base64_data": base64.b64encode(b"\x89PNG fake").decode()}
+    assert result_value(Figure(), OUTPUT_STREAM_MAX_CHARS, jupyter=False) == image
+    # Jupyter format asks for text/plain; a class (not a figure) is its repr.
+    assert result_value(Figure(), OUTPUT_STREAM_MAX_CHARS, jupyter=True).startswith("<")
+    assert result_value(Figure, OUTPUT_STREAM_MAX_CHARS, jupyter=False).startswith("<class ")
 
 
 def test_python_exception_fails_with_the_traceback_and_keeps_the_session(python_pool: LocalPool) -> None:

@@ -161,14 +161,9 @@ class PythonRuntime:
 
     def command(self, workdir: Path, stream_max_chars: int, sandboxed: bool, runner: Path) -> RuntimeCommand:
         """python -I runner.py python <max chars>, with the session directory as working directory."""
-        # matplotlib and friends write caches under $HOME (/mnt/data, listed as the session's files).
-        return _runner_command(
-            self.python,
-            ["python", str(stream_max_chars)],
-            runner,
-            sandboxed,
-            {"MPLCONFIGDIR": "/tmp/matplotlib"},  # noqa: S108 - the sandbox's private /tmp
-        )
+        # matplotlib and fontconfig write caches under $HOME (/mnt/data, listed as the session's files).
+        caches = {"MPLCONFIGDIR": "/tmp/matplotlib", "XDG_CACHE_HOME": "/tmp/.cache"}  # noqa: S108 - the private /tmp
+        return _runner_command(self.python, ["python", str(stream_max_chars)], runner, sandboxed, caches)
 
     @staticmethod
     def ready_problem(message: Mapping[str, Any]) -> str | None:

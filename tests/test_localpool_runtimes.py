@@ -12,9 +12,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -237,6 +239,27 @@ def test_python_metadata_lists_what_exists_locally(python_pool: LocalPool) -> No
         f"names == {dict(packages)!r}"
     )
     assert packages and run(python_pool, new_identifier(), code).result is True
+
+
+def test_python_from_a_venv_brings_its_packages(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """LOCALPOOL_PYTHON=<venv>/bin/python: the venv is bound read-only and its packages are importable and listed."""
+    # Not under pytest's own temporary directory: the sandbox's user must be able to reach the venv.
+    venv = Path(tempfile.mkdtemp(prefix="localpool-venv-"))
+    try:
+        venv.chmod(0o755)
+        subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
+        site = next(venv.glob("lib/python3*/site-packages"))
+        (site / "localpool_probe.py").write_text("ANSWER = 42\n")
+        dist = site / "localpool_probe-1.2.3.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: localpool-probe\nVersion: 1.2.3\n")
+        environ = {**os.environ, "LOCALPOOL_PYTHON": str(venv / "bin" / "python")}
+        with LocalPool(token=TOKEN, container_type=ContainerType.PYTHON_LTS, environ=environ) as pool:
+            assert pool.runtime.describe()[1] == {"localpool-probe": "1.2.3"}
+            execution = run(pool, new_identifier(), "import sys, localpool_probe\nlocalpool_probe.ANSWER, sys.prefix")
+            assert execution.result == [42, str(venv)], execution.stderr
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)
 
 
 # -- Shell ---------------------------------------------------------------------------------------

@@ -118,7 +118,7 @@ class LocalPool:
         self.sandbox = Sandbox(
             limits=limits or SandboxLimits(), egress=network_status == EGRESS_ENABLED, enabled=sandbox
         )
-        self.runtime: Runtime = find_runtime(self.container_type, environ)
+        self.runtime: Runtime = find_runtime(self.container_type, environ, nobody_reads=self.sandbox.drops_root)
         self.sandbox.check()
         self.manager = SessionManager(
             self.runtime,

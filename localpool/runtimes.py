@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from localpool.constants import (
     MIN_PYTHON_VERSION,
     PYTHON_ENV_VAR,
     PYTHON_INSTALL_HINT,
+    SANDBOX_UID,
 )
 from localpool.interpreter import Runtime, RuntimeUnavailableError
 from localpool.node import find_node
@@ -55,6 +57,19 @@ class ShellUnavailableError(RuntimeUnavailableError):
     """bash is missing."""
 
 
+def _closed_to_others(path: Path) -> Path | None:
+    """The first directory on the way to path (or path itself) that other users cannot pass or read."""
+    resolved = path.resolve()
+    for directory in [*reversed(resolved.parents), resolved]:
+        needed = stat.S_IXOTH | (stat.S_IROTH if directory == resolved else 0)
+        try:
+            if directory.stat().st_mode & needed != needed:
+                return directory
+        except OSError:
+            return directory
+    return None
+
+
 def _outside_usr(paths: list[str]) -> dict[str, str | None]:
     """Read-only binds (same path inside) for the directories not already under the sandbox's /usr."""
     binds: dict[str, str | None] = {}
@@ -80,13 +95,14 @@ class PythonInstallation:
         return ".".join(str(part) for part in self.version)
 
 
-def find_python(environ: Mapping[str, str] | None = None) -> PythonInstallation:
+def find_python(environ: Mapping[str, str] | None = None, *, nobody_reads: bool = False) -> PythonInstallation:
     """Locate Python (``$LOCALPOOL_PYTHON``, else the system's /usr/bin/python3, else ``python3`` on PATH).
 
     Checks its version and lists its packages. The system Python comes first because a Python under a
     home directory (pyenv, a user's venv) is usually out of reach of the sandbox's user.
 
-    Raises PythonUnavailableError with a one-line, human-readable message otherwise.
+    nobody_reads: the sandbox is started as nobody (the server runs as root), so what is bound must
+    be readable by others. Raises PythonUnavailableError with a one-line, human-readable message otherwise.
     """
     env = os.environ if environ is None else environ
     override = env.get(PYTHON_ENV_VAR, "").strip()
@@ -121,6 +137,15 @@ def find_python(environ: Mapping[str, str] | None = None) -> PythonInstallation:
         )
     executable_home = str(Path(facts["executable"]).parent.parent)
     binds = _outside_usr([facts["prefix"], facts["base_prefix"], executable_home])
+    if nobody_reads:
+        for path in binds:
+            blocked = _closed_to_others(Path(path))
+            if blocked is not None:
+                raise PythonUnavailableError(
+                    f"Python at {found} lives in {path}, which the sandbox's user (uid {SANDBOX_UID}) cannot "
+                    f"read ({blocked} is closed to others); use {SYSTEM_PYTHON} or a Python or venv outside home "
+                    f"directories, e.g. under /opt, as {PYTHON_ENV_VAR}."
+                )
     return PythonInstallation(
         path=found,
         version=(int(version[0]), int(version[1]), int(version[2])),
@@ -235,11 +260,16 @@ def find_bash(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
     return found, completed.stdout.strip()
 
 
-def find_runtime(container_type: ContainerType, environ: Mapping[str, str] | None = None) -> Runtime:
-    """The runtime of container_type, found on this machine (RuntimeUnavailableError when it is not)."""
+def find_runtime(
+    container_type: ContainerType, environ: Mapping[str, str] | None = None, *, nobody_reads: bool = False
+) -> Runtime:
+    """The runtime of container_type, found on this machine (RuntimeUnavailableError when it is not).
+
+    nobody_reads: the sandbox runs as nobody (Sandbox.drops_root), so the runtime must be readable by others.
+    """
     if container_type is ContainerType.NODE_LTS:
         return find_node(environ)
-    python = find_python(environ)
+    python = find_python(environ, nobody_reads=nobody_reads)
     if container_type is ContainerType.PYTHON_LTS:
         return PythonRuntime(python)
     bash, version = find_bash(environ)

@@ -27,6 +27,7 @@ import pytest
 from localpool import LocalPool
 from localpool.constants import SESSION_MOUNT_POINT
 from localpool.runner import result_value
+from localpool.runtimes import PythonUnavailableError
 from localpool.sandbox import SandboxLimits
 from localpool.sessions import (
     ERROR_DISK_LIMIT,
@@ -241,7 +242,7 @@ def test_python_metadata_lists_what_exists_locally(python_pool: LocalPool) -> No
     assert packages and run(python_pool, new_identifier(), code).result is True
 
 
-def test_python_from_a_venv_brings_its_packages(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_python_from_a_venv_brings_its_packages() -> None:
     """LOCALPOOL_PYTHON=<venv>/bin/python: the venv is bound read-only and its packages are importable and listed."""
     # Not under pytest's own temporary directory: the sandbox's user must be able to reach the venv.
     venv = Path(tempfile.mkdtemp(prefix="localpool-venv-"))
@@ -260,6 +261,20 @@ def test_python_from_a_venv_brings_its_packages(tmp_path_factory: pytest.TempPat
             assert execution.result == [42, str(venv)], execution.stderr
     finally:
         shutil.rmtree(venv, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a pool run as root starts its sandboxes as nobody")
+def test_a_python_the_sandbox_user_cannot_read_is_refused_at_start() -> None:
+    private = Path(tempfile.mkdtemp(prefix="localpool-private-"))  # mode 0700, as a home directory
+    try:
+        subprocess.run(
+            ["/usr/bin/python3", "-m", "venv", "--without-pip", str(private / "venv")], check=True, timeout=60
+        )
+        environ = {**os.environ, "LOCALPOOL_PYTHON": str(private / "venv" / "bin" / "python")}
+        with pytest.raises(PythonUnavailableError, match=r"cannot read \(.*localpool-private-.* is closed to others\)"):
+            LocalPool(token=TOKEN, container_type=ContainerType.PYTHON_LTS, environ=environ)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
 
 
 # -- Shell ---------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import ast
 import base64
 import builtins
 import codecs
+import errno
 import io
 import json
 import math
@@ -45,6 +46,7 @@ _READ_CHUNK_BYTES = 64 * 1024
 # A shell's exit status when a signal ended the command (as bash reports it).
 _SIGNAL_EXIT_BASE = 128
 _COMMAND_NOT_FOUND = 127
+_CANNOT_EXECUTE = 126
 _SHELL = "/bin/bash"
 # How long output may still arrive after the command exited (background jobs keep the pipes open).
 _OUTPUT_GRACE_SECONDS = 0.2
@@ -213,14 +215,21 @@ class ShellSession:
             )
         except OSError as error:
             stderr.write(f"{command[0]}: {error.strerror or error}\n")
-            self.exit_code = _COMMAND_NOT_FOUND
+            self.exit_code = _COMMAND_NOT_FOUND if error.errno == errno.ENOENT else _CANNOT_EXECUTE
             return None, None
         readers = [
             threading.Thread(target=self._drain, args=(process.stdout, stdout), daemon=True),
             threading.Thread(target=self._drain, args=(process.stderr, stderr), daemon=True),
         ]
-        for reader in readers:
-            reader.start()
+        try:
+            for reader in readers:
+                reader.start()
+        except RuntimeError as error:  # no thread left under the process limit (e.g. a fork bomb running)
+            process.kill()
+            process.wait()
+            stderr.write(f"{command[0]}: {error}\n")
+            self.exit_code = _CANNOT_EXECUTE
+            return None, None
         if process.stdin is not None:
             try:
                 process.stdin.write(stdin.encode())

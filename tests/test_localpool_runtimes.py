@@ -413,6 +413,16 @@ def test_disk_fill_ends_the_session(sandboxed: LocalPool) -> None:
     assert_hello_world(sandboxed)
 
 
+def test_a_python_memory_bomb_fails_the_execution_only(python_pool: LocalPool) -> None:
+    identifier = new_identifier("attack")
+    run(python_pool, identifier, "kept = 1")
+    bomb = run(python_pool, identifier, "hoard = bytearray(4 * 1024**3)")
+    assert (bomb.status, bomb.error_code) == (STATUS_FAILED, ERROR_EXECUTION)
+    assert bomb.stderr.endswith("MemoryError\n")
+    assert run(python_pool, identifier, "kept").result == 1
+    assert_hello_world(python_pool)
+
+
 def test_a_second_session_cannot_see_the_first(sandboxed: LocalPool) -> None:
     run(sandboxed, new_identifier("first"), ATTACKS[sandboxed.container_type]["set_secret"])
     execution = attack(sandboxed, "read_secret")

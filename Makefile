@@ -65,6 +65,7 @@ bench: venv ## benchmark the offline plan, the smoke client and the local pool
 	$(PY) bench/bench_plan.py
 	$(PY) bench/bench_smoke.py
 	$(PY) bench/bench_localpool.py
+	$(PY) bench/bench_files.py
 
 # STACK must be named on the command line (or in the environment): the dev default above does
 # not count, so `make destroy` alone never picks a stack for you. The stack is checked (named, not

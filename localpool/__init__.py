@@ -1,4 +1,5 @@
-"""An offline stand-in for the data plane of an Azure Container Apps dynamic-sessions pool (NodeLTS, PythonLTS, Shell).
+"""An offline stand-in (emulator) for the data plane of an Azure Container Apps dynamic-sessions pool
+(NodeLTS, PythonLTS, Shell).
 
 Start it with ``python -m localpool`` or, from Python, ``with LocalPool() as pool: ... pool.endpoint, pool.token``.
 Every session runs in its own bubblewrap sandbox (localpool/sandbox.py).
@@ -11,14 +12,16 @@ from localpool.interpreter import RuntimeUnavailableError
 from localpool.node import NodeRuntime, NodeUnavailableError, find_node
 from localpool.pool import LocalPool, TokenRequiredError, UnsupportedContainerTypeError, check_container_type
 from localpool.sandbox import Sandbox, SandboxLimits, SandboxUnavailableError
-from localpool.server import LEGACY_STATUS_FAILURE
-from smoke.protocol import API_2025_10
+from localpool.tls import CERT_LINE_PREFIX, TlsSetupError
+from localpool.wire import API_2025_10, SUPPORTED_API_VERSIONS, ContainerType
 
 __all__ = [
     "API_2025_10",
     "BASE_PATH",
+    "CERT_LINE_PREFIX",
     "ENDPOINT_LINE_PREFIX",
-    "LEGACY_STATUS_FAILURE",
+    "SUPPORTED_API_VERSIONS",
+    "ContainerType",
     "LocalPool",
     "NodeRuntime",
     "NodeUnavailableError",
@@ -26,6 +29,7 @@ __all__ = [
     "Sandbox",
     "SandboxLimits",
     "SandboxUnavailableError",
+    "TlsSetupError",
     "TokenRequiredError",
     "UnsupportedContainerTypeError",
     "check_container_type",

@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 from localpool.constants import (
@@ -42,8 +43,9 @@ from localpool.pool import (
     is_loopback,
 )
 from localpool.sandbox import SandboxLimits, SandboxUnavailableError
-from localpool.wire import ContainerType
-from smoke.protocol import DEFAULT_EXECUTION_TIMEOUT_SECONDS, MAX_EXECUTION_SECONDS, OUTPUT_STREAM_MAX_CHARS
+from localpool.tls import CERT_LINE_PREFIX, TlsSetupError
+from localpool.wire import DEFAULT_OUTPUT_STREAMS_MAX_LENGTH as OUTPUT_STREAM_MAX_CHARS
+from localpool.wire import MAX_EXECUTION_SECONDS, MAX_UPLOAD_BYTES, ContainerType
 
 # Exit codes: 2 for a setup the pool cannot run with (as argparse uses for bad arguments).
 EXIT_OK = 0
@@ -61,22 +63,23 @@ Serve an offline stand-in for the data plane of an Azure Container Apps dynamic-
 (container type NodeLTS, PythonLTS or Shell) on this machine. Each session identifier gets its own
 bubblewrap sandbox (user, PID, IPC, UTS, mount and network namespaces; the system read-only, its
 own directory at {SESSION_MOUNT_POINT} and a private /tmp writable, nothing else), running as nobody
-with the limits below and a timeout per execution: NodeLTS runs Node.js with the permission model on
-and a {SESSION_HEAP_MB} MB heap, PythonLTS one persistent Python namespace per session, Shell each
-command by bash (default {DEFAULT_EXECUTION_TIMEOUT_SECONDS} s, at most {MAX_EXECUTION_SECONDS} s).
+with the limits below and a timeout per execution (timeoutInSeconds, at most and by default
+{MAX_EXECUTION_SECONDS} s): NodeLTS runs Node.js with the permission model on and a {SESSION_HEAP_MB} MB
+heap, PythonLTS one persistent Python namespace per session, Shell each command by bash.
 Output streams are cut at {OUTPUT_STREAM_MAX_CHARS} characters; bodies above
-{MAX_REQUEST_BODY_BYTES} bytes are refused. Without a working bubblewrap it exits with code 2.
+{MAX_REQUEST_BODY_BYTES} bytes (uploads: files above {MAX_UPLOAD_BYTES} bytes) are refused. Without a
+working bubblewrap it exits with code 2.
 
 When ready it prints on stdout:
-  {ENDPOINT_LINE_PREFIX}http://<host>:<port>{BASE_PATH}
+  {ENDPOINT_LINE_PREFIX}http(s)://<host>:<port>{BASE_PATH}
   {TOKEN_LINE_PREFIX}<token>      (only when it made the token itself)
+  {CERT_LINE_PREFIX}<path>        (only with --tls: the certificate a client must trust)
 """
 
 EPILOG = f"""\
-operations (below the endpoint, 'Authorization: Bearer <token>' required):
-  POST /code/execute?api-version=2024-02-02-preview&identifier=<id>
-  POST /executions?api-version=2024-10-02-preview|2025-10-02-preview&identifier=<id>
-  GET  /executions/<id>?api-version=...&identifier=<id>
+operations (below the endpoint, 'Authorization: Bearer <token>' required): every data-plane
+operation of api-versions 2024-02-02-preview, 2024-10-02-preview, 2025-02-02-preview and
+2025-10-02-preview (code execution, files in /mnt/data, sessions, metadata); see docs/local-pool.md.
 
 environment:
   {NODE_ENV_VAR}   the node binary to use (default: 'node' on PATH; Node.js 20 or newer)
@@ -184,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=NODE_CONTAINER_TYPE,
         help=f"the pool's container type: {', '.join(ContainerType)} (default: %(default)s)",
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help=f"serve HTTPS with a self-signed certificate for localhost made at start (its path is printed as "
+        f"{CERT_LINE_PREFIX}<path>: trust it through that variable)",
+    )
+    parser.add_argument("--cert", type=Path, default=None, help="serve HTTPS with this PEM certificate (with --key)")
+    parser.add_argument("--key", type=Path, default=None, help="the PEM private key of --cert")
     parser.add_argument("--quiet", action="store_true", help="do not log request lines to stderr")
     parser.add_argument(
         "--no-prewarm", action="store_true", help="do not keep a spare interpreter ready for new sessions"
@@ -222,8 +233,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             limits=limits,
             sandbox=not args.no_sandbox,
             container_type=args.container_type,
+            tls=args.tls,
+            cert=args.cert,
+            key=args.key,
         )
-    except (RuntimeUnavailableError, SandboxUnavailableError, TokenRequiredError) as error:
+    except (RuntimeUnavailableError, SandboxUnavailableError, TokenRequiredError, TlsSetupError) as error:
         print(f"localpool: {error}", file=sys.stderr)
         return EXIT_UNUSABLE_SETUP
     except OSError as error:
@@ -249,6 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if pool.token_generated:
             # The one place a secret is shown: the development token the pool made for itself.
             print(f"{TOKEN_LINE_PREFIX}{pool.token}", flush=True)
+        if pool.cert_path is not None:
+            print(f"{CERT_LINE_PREFIX}{pool.cert_path}", flush=True)
         contained = "in bubblewrap sandboxes" if not args.no_sandbox else "WITHOUT a sandbox"
         print(
             f"localpool: {pool.container_type} sessions {contained} on {pool.runtime.display_name} "

@@ -1,4 +1,4 @@
-"""Values of the local pool that smoke/protocol.py does not define (Azure's shared facts live there).
+"""Values of the local pool itself (Azure's data-plane facts live in localpool/wire.py).
 
 Every limit of the local stand-in is named once here, so the CLI help, the server and the
 README section all tell the same story.

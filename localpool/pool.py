@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import shutil
+import tempfile
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 
 from localpool.constants import (
@@ -25,6 +28,7 @@ from localpool.runtimes import find_runtime
 from localpool.sandbox import Sandbox, SandboxLimits
 from localpool.server import PoolServer
 from localpool.sessions import SessionManager
+from localpool.tls import make_self_signed, server_context
 from localpool.wire import ContainerType
 
 
@@ -87,6 +91,9 @@ class LocalPool:
         network_status: str = DEFAULT_NETWORK_STATUS,
         limits: SandboxLimits | None = None,
         sandbox: bool = True,
+        tls: bool = False,
+        cert: Path | None = None,
+        key: Path | None = None,
     ) -> None:
         """Check the settings, find the runtime, check the sandbox and bind the server (port 0 picks a free port).
 
@@ -100,7 +107,12 @@ class LocalPool:
             EgressEnabled (sessions share the host's network), as the Azure pool's setting.
         limits: resource limits of each session's sandbox (defaults in constants.py).
         sandbox: False runs session code without bubblewrap: for trusted code only.
+        tls: serve HTTPS; with cert and key given they are used (TlsSetupError if unusable), else a
+            self-signed certificate for localhost is made (its path is .cert_path).
         """
+        if (cert is None) != (key is None):
+            raise ValueError("Give --cert and --key together (a PEM certificate and its private key), or neither.")
+        tls = tls or cert is not None
         self.container_type = check_container_type(container_type)
         if max_sessions < 1:
             raise ValueError(f"max_sessions must be at least 1, not {max_sessions}.")
@@ -120,6 +132,19 @@ class LocalPool:
         )
         self.runtime: Runtime = find_runtime(self.container_type, environ, nobody_reads=self.sandbox.drops_root)
         self.sandbox.check()
+        self.cert_path: Path | None = None
+        self._tls_dir: Path | None = None
+        ssl_context = None
+        if tls:
+            if cert is None or key is None:
+                self._tls_dir = Path(tempfile.mkdtemp(prefix="localpool-tls-"))
+                cert, key = make_self_signed(self._tls_dir)
+            self.cert_path = cert
+            try:
+                ssl_context = server_context(cert, key)
+            except BaseException:
+                self._remove_tls_dir()
+                raise
         self.manager = SessionManager(
             self.runtime,
             max_sessions=max_sessions,
@@ -129,10 +154,16 @@ class LocalPool:
         )
         try:
             self._server = PoolServer(
-                (host, port), self.manager, token=self.token, quiet=quiet, loopback_only=is_loopback(host)
+                (host, port),
+                self.manager,
+                token=self.token,
+                quiet=quiet,
+                loopback_only=is_loopback(host),
+                ssl_context=ssl_context,
             )
         except BaseException:
             self.manager.close()
+            self._remove_tls_dir()
             raise
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -151,7 +182,8 @@ class LocalPool:
     def origin(self) -> str:
         """scheme://host:port of the server, without the pool's base path."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.cert_path is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def endpoint(self) -> str:
@@ -175,6 +207,12 @@ class LocalPool:
             self._thread.join()
         self.manager.close()
         self._server.server_close()
+        self._remove_tls_dir()
+
+    def _remove_tls_dir(self) -> None:
+        if self._tls_dir is not None:
+            shutil.rmtree(self._tls_dir, ignore_errors=True)
+            self._tls_dir = None
 
     def __enter__(self) -> LocalPool:
         """Start serving."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localpool.constants import ENDPOINT_LINE_PREFIX, TOKEN_ENV_VAR, TOKEN_LINE_PREFIX
+from localpool.tls import CERT_LINE_PREFIX
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_START_TIMEOUT_SECONDS = 20.0
@@ -42,6 +43,8 @@ class RunningPool:
     endpoint: str
     first_line: str
     token: str
+    # The certificate to trust, when the pool serves HTTPS (--tls: the SSL_CERT_FILE= line).
+    cert_path: str | None = None
 
 
 @contextmanager
@@ -83,7 +86,13 @@ def local_pool_process(
             if not token_line.startswith(TOKEN_LINE_PREFIX):
                 raise LocalPoolStartError(f"python -m localpool printed no {TOKEN_LINE_PREFIX} line.")
             token = token_line.removeprefix(TOKEN_LINE_PREFIX)
-        yield RunningPool(process, first_line.removeprefix(ENDPOINT_LINE_PREFIX), first_line, token)
+        cert_path = None
+        if "--tls" in args:
+            cert_line = process.stdout.readline().rstrip("\n")
+            if not cert_line.startswith(CERT_LINE_PREFIX):
+                raise LocalPoolStartError(f"python -m localpool --tls printed no {CERT_LINE_PREFIX} line.")
+            cert_path = cert_line.removeprefix(CERT_LINE_PREFIX)
+        yield RunningPool(process, first_line.removeprefix(ENDPOINT_LINE_PREFIX), first_line, token, cert_path)
     finally:
         if process.poll() is None:
             process.terminate()

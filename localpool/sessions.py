@@ -1,4 +1,5 @@
-"""Sessions of the local pool: one contained interpreter per identifier, ended after a cooldown."""
+"""Sessions of the local pool: one contained interpreter and /mnt/data directory per identifier, ended
+after a cooldown or on request (DELETE session)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +23,22 @@ from localpool.constants import (
     MAX_QUEUED_EXECUTIONS_PER_SESSION,
     MAX_REAPER_INTERVAL_SECONDS,
     MAX_SESSION_DIRECTORY_ENTRIES,
+    SANDBOX_GID,
+    SANDBOX_UID,
     SESSION_HEAP_MB,
     SESSION_MOUNT_POINT,
 )
+from localpool.files import SessionFiles
 from localpool.interpreter import Interpreter, InterpreterError, RunOutcome, Runtime
 from localpool.sandbox import Sandbox, directory_usage
-from smoke.protocol import (
-    OUTPUT_STREAM_MAX_CHARS,
-    PENDING_STATUSES,
-    STATUS_FAILED,
-    STATUS_NOT_STARTED,
-    STATUS_RUNNING,
-    STATUS_SUCCEEDED,
-)
+from localpool.wire import DEFAULT_OUTPUT_STREAMS_MAX_LENGTH as OUTPUT_STREAM_MAX_CHARS
+from localpool.wire import UNFINISHED_STATUSES as PENDING_STATUSES
+from localpool.wire import ExecutionStatus, SessionInfo
+
+STATUS_FAILED = ExecutionStatus.FAILED
+STATUS_NOT_STARTED = ExecutionStatus.NOT_STARTED
+STATUS_RUNNING = ExecutionStatus.RUNNING
+STATUS_SUCCEEDED = ExecutionStatus.SUCCEEDED
 
 # Error codes of failed executions ("error": {"code": ...} in the 2024-10-02-preview generation).
 ERROR_EXECUTION = "ExecutionError"
@@ -160,6 +165,11 @@ class Session:
     ended: bool = False
     # Why the server ended the session (a limit it broke), for the execution that was running.
     breach: str = ""
+    # Wall-clock times for GET session / listSessions.
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    accessed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # "The ETag of the session, representing the underlying container ID": one per sandbox directory.
+    etag: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def record(self, execution: Execution) -> None:
         """Remember an execution for GET /executions/<id>, forgetting the oldest finished ones."""
@@ -279,11 +289,45 @@ class SessionManager:
             session.active -= 1
             self._queued -= 1
             session.last_used = time.monotonic()
+            session.accessed_at = datetime.now(UTC)
 
     def find(self, identifier: str) -> Session | None:
         """The identifier's live session, if any (never creates one)."""
         with self._lock:
             return self._sessions.get(identifier)
+
+    def files(self, session: Session) -> SessionFiles:
+        """The session's /mnt/data as the server reads and writes it (new files owned by the sandbox's user)."""
+        owner = (SANDBOX_UID, SANDBOX_GID) if self.sandbox.drops_root else None
+        return SessionFiles(session.workdir, owner=owner, disk_limit_bytes=self.sandbox.limits.disk_bytes)
+
+    def describe(self, session: Session) -> SessionInfo:
+        """The session as GET session answers it; it expires one cooldown after its last use."""
+        return SessionInfo(
+            identifier=session.identifier,
+            created_at=session.created_at,
+            last_accessed_at=session.accessed_at,
+            expire_at=session.accessed_at + timedelta(seconds=self.cooldown_seconds),
+            etag=session.etag,
+        )
+
+    def sessions(self) -> list[Session]:
+        """The live sessions, oldest first."""
+        with self._lock:
+            return sorted(self._sessions.values(), key=lambda session: session.created_at)
+
+    def delete(self, identifier: str) -> bool:
+        """End the identifier's session now (its process and files); False if there is none.
+
+        The next request with the identifier starts a fresh session.
+        """
+        with self._lock:
+            session = self._sessions.pop(identifier, None)
+        if session is None:
+            return False
+        session.breach = "The session was deleted (DELETE session) while this execution ran."
+        self._end(session)
+        return True
 
     def live_sessions(self) -> list[str]:
         """Identifiers of the live sessions."""

@@ -245,7 +245,8 @@ def invalid_identifier(identifier: str | None) -> WireError | None:
     """400 if the session ``identifier`` query parameter is missing or breaks Azure's pattern."""
     if not identifier:
         return WireError(400, "InvalidIdentifier", "The identifier query parameter is required (the session's id).")
-    if SESSION_IDENTIFIER_PATTERN.match(identifier) is None:
+    # fullmatch: the pattern's "$" would also match before a trailing newline.
+    if SESSION_IDENTIFIER_PATTERN.fullmatch(identifier) is None:
         return WireError(
             400,
             "InvalidIdentifier",

@@ -15,6 +15,10 @@ every execution gets the same canned answer. Each client is driven through every
 with a static token; each request is written to ``tests/data/clients/<package>-<version>.json``
 with the Authorization value, random session ids, multipart boundaries and ports replaced by
 stable placeholders.
+
+``--try-pool ENDPOINT`` records nothing: it drives the same methods against a running pool (the local
+pool started with ``--tls --token recorder-static-token``, its certificate in ``SSL_CERT_FILE``) and
+prints, per client and method, what worked.
 """
 
 from __future__ import annotations
@@ -543,13 +547,53 @@ def record(out: Path, only: set[str] | None) -> list[str]:
     return summary
 
 
+def try_pool(endpoint: str, only: set[str] | None) -> list[str]:
+    """Drive each client against a running pool (e.g. ``python -m localpool --tls --token recorder-static-token``)
+    and say, per client and method, whether it worked. HTTPS clients need the pool's certificate in
+    SSL_CERT_FILE; the pool's token must be STATIC_TOKEN."""
+    summary = []
+    for package, container_type, _scheme, driver in CLIENTS:
+        if only and package not in only:
+            continue
+        outcomes: list[str] = []
+
+        @contextlib.contextmanager
+        def step(name: str, outcomes: list[str] = outcomes) -> Iterator[None]:
+            try:
+                yield
+                outcomes.append(f"{name}: ok")
+            except Exception as error:  # a failing method is a finding, not a stop
+                outcomes.append(f"{name}: FAILED {type(error).__name__}: {str(error)[:200]}")
+
+        with tempfile.TemporaryDirectory() as work:
+            driver(endpoint, step, Path(work))
+            downloaded = Path(work, "down.txt")
+            same = downloaded.exists() and downloaded.read_bytes() == UPLOAD_BYTES
+        version = importlib.metadata.version(package)
+        tool = TOOL_SUFFIX.get(driver, "")
+        summary.append(f"{package}{tool} {version} (made for {container_type}; download identical: {same})")
+        summary += [f"  {outcome}" for outcome in outcomes]
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the recordings")
     parser.add_argument("--only", action="append", help="record only this package (repeatable)")
+    parser.add_argument(
+        "--try-pool",
+        metavar="ENDPOINT",
+        help=f"record nothing: drive every client against this running pool (its token must be {STATIC_TOKEN!r}) "
+        "and print what worked per method",
+    )
     args = parser.parse_args()
+    only = set(args.only) if args.only else None
+    if args.try_pool:
+        for line in try_pool(args.try_pool, only):
+            print(line)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
-    for line in record(args.out, set(args.only) if args.only else None):
+    for line in record(args.out, only):
         print(line)
 
 

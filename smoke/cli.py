@@ -1,36 +1,26 @@
-"""``python -m smoke``: a thin command line over run_smoke — parse flags, find the endpoint, print the verdict."""
+"""``python -m smoke``: a thin command line over run_smoke — parse flags, find the endpoint (``--stack``:
+from ``pulumi stack output``), print the verdict."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn, TextIO
+from typing import NoReturn, TextIO
 
 from components.azure import CONTAINER_TYPES
-from smoke._version import __version__
+from smoke import __version__, settings
 from smoke.auth import TOKEN_ENV_VAR, Redactor, normalize_raw_token, token_provider_from_env
 from smoke.endpoint import PoolEndpoint
-from smoke.errors import ConfigurationError
 from smoke.outcome import EXIT_CODE_MEANINGS, WORST_FIRST, ExitCode
 from smoke.protocol import API_VERSIONS, DEFAULT_TOKEN_SCOPE
-from smoke.settings import (
-    DEFAULT_CONTAINER_TYPE,
-    DEFAULT_REQUEST_TIMEOUT_SECONDS,
-    DEFAULT_TIMEOUT_SECONDS,
-    MIN_ATTEMPT_SECONDS,
-    validate_identifier,
-)
+from smoke.settings import ConfigurationError, validate_identifier
 
 PROG = "python -m smoke"
 ENDPOINT_ENV_VAR = "POOL_MANAGEMENT_ENDPOINT"
-ALL_API_VERSIONS = "all"
-PROGRESS_PREFIX = "smoke: "
 INTERRUPTED_MESSAGE = "interrupted (Ctrl-C) before a verdict"
-
 EPILOG = (
     f"endpoint: --endpoint, else --stack (pulumi stack output), else ${ENDPOINT_ENV_VAR}.\n"
     f"token: ${TOKEN_ENV_VAR} when set, else DefaultAzureCredential (az login, managed identity, ...).\n\n"
@@ -38,6 +28,48 @@ EPILOG = (
     + "".join(f"  {int(code)}  {meaning}\n" for code, meaning in EXIT_CODE_MEANINGS.items())
     + f"  with several API versions the worst decides, in the order {WORST_FIRST}.\n"
 )
+
+
+# Reading outputs needs the state backend; two minutes is generous even for a remote backend.
+STACK_OUTPUT_TIMEOUT_SECONDS = 120.0
+
+
+def read_stack_outputs(stack: str, *, timeout: float = STACK_OUTPUT_TIMEOUT_SECONDS) -> dict[str, object]:
+    """``pulumi stack output --json --stack <stack>``; ConfigurationError saying what to fix on any problem."""
+    # Loaded only for --stack: start-up time counts (bench/bench_smoke.py).
+    import shutil
+    import subprocess
+
+    executable = shutil.which("pulumi")
+    if executable is None:
+        raise ConfigurationError(
+            f"--stack {stack} needs the Pulumi CLI, but `pulumi` is not on PATH. Install it "
+            "(https://www.pulumi.com/docs/install/), or pass --endpoint URL, or set POOL_MANAGEMENT_ENDPOINT."
+        )
+    command = f"`pulumi stack output --json --stack {stack}`"
+    argv = [executable, "stack", "output", "--json", "--stack", stack]
+    try:
+        completed = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
+    except subprocess.TimeoutExpired:
+        raise ConfigurationError(
+            f"{command} did not finish within {timeout:g} s; check the Pulumi backend login (`pulumi whoami`), "
+            "or pass --endpoint URL."
+        ) from None
+    except OSError as error:
+        raise ConfigurationError(f"Could not run {executable!r} ({error.strerror}); pass --endpoint URL.") from None
+    if completed.returncode != 0:
+        stderr_tail = " ".join(completed.stderr.strip().splitlines()[-5:])
+        raise ConfigurationError(
+            f"{command} failed with exit code {completed.returncode}: {stderr_tail or 'no error message'}. "
+            "Check the stack name (`pulumi stack ls`) and backend login."
+        )
+    try:
+        outputs = json.loads(completed.stdout)
+    except ValueError:
+        outputs = None
+    if not isinstance(outputs, dict):
+        raise ConfigurationError(f"{command} did not print a JSON object (got {completed.stdout.strip()[:100]!r}).")
+    return outputs
 
 
 class _UsageError(Exception):
@@ -51,21 +83,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _seconds(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
-    return value
-
-
-def _overall_seconds(text: str) -> float:
-    value = _seconds(text)
-    if value < MIN_ATTEMPT_SECONDS:
-        raise argparse.ArgumentTypeError(
-            f"must be at least {MIN_ATTEMPT_SECONDS:g} seconds, the shortest time one request needs, got {text!r}"
-        )
-    return value
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,32 +101,34 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--stack", metavar="NAME", help="read poolManagementEndpoint and containerType from a stack")
     parser.add_argument(
         "--api-version",
-        choices=[*API_VERSIONS, ALL_API_VERSIONS],
-        default=ALL_API_VERSIONS,
+        choices=[*API_VERSIONS, "all"],
+        default="all",
         help="data-plane API generation to check (default: all, in order)",
     )
     parser.add_argument(
         "--container-type",
         choices=CONTAINER_TYPES,
-        help=f"language of the hello-world (default: the stack's containerType, else {DEFAULT_CONTAINER_TYPE})",
+        help="language of the hello-world (default: the stack's containerType, else "
+        f"{settings.DEFAULT_CONTAINER_TYPE})",
     )
     parser.add_argument("--identifier", metavar="ID", help="session identifier (default: a fresh smoke-<uuid>)")
     parser.add_argument(
         "--timeout",
-        type=_overall_seconds,
-        default=DEFAULT_TIMEOUT_SECONDS,
+        type=_seconds,
+        default=settings.DEFAULT_TIMEOUT_SECONDS,
         metavar="SECONDS",
         help=(
-            f"overall deadline for the whole check, waits included (default: {DEFAULT_TIMEOUT_SECONDS:g}, "
-            f"at least {MIN_ATTEMPT_SECONDS:g})"
+            f"overall deadline for the whole check, waits included (default: {settings.DEFAULT_TIMEOUT_SECONDS:g}, "
+            f"at least {settings.MIN_ATTEMPT_SECONDS:g})"
         ),
     )
     parser.add_argument(
         "--request-timeout",
         type=_seconds,
-        default=DEFAULT_REQUEST_TIMEOUT_SECONDS,
+        default=settings.DEFAULT_REQUEST_TIMEOUT_SECONDS,
         metavar="SECONDS",
-        help=f"longest wait for one HTTP answer before retrying (default: {DEFAULT_REQUEST_TIMEOUT_SECONDS:g})",
+        help="longest wait for one HTTP answer before retrying "
+        f"(default: {settings.DEFAULT_REQUEST_TIMEOUT_SECONDS:g})",
     )
     parser.add_argument(
         "--scope", default=DEFAULT_TOKEN_SCOPE, help=f"token scope for Azure sign-in (default: {DEFAULT_TOKEN_SCOPE})"
@@ -121,77 +143,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _printable(text: str, encoding: str | None) -> str:
-    """``text`` with every character that is not printable, or not encodable on the stream, as an escape.
-
-    Control characters (newline, ESC), lone surrogates from a server's JSON and characters the
-    stream's encoding lacks become backslash escapes, so text from the server can neither break
-    the one verdict line, nor drive the terminal, nor make the write itself fail.
-    """
-    shown = "".join(
-        character if character.isprintable() else character.encode("unicode_escape").decode("ascii")
-        for character in text
-    )
-    if encoding:
-        shown = shown.encode(encoding, errors="backslashreplace").decode(encoding, errors="replace")
-    return shown
-
-
 class _Console:
-    """Every line the CLI prints goes through here, through the token redactor, and is made printable."""
+    """Every line the CLI prints goes through the token redactor and is made printable.
 
-    def __init__(self, stdout: TextIO, stderr: TextIO, redactor: Redactor) -> None:
-        self.stdout = stdout
-        self.stderr = stderr
-        self.redact = redactor
+    Control characters from the server (newline, ESC) and characters the stream cannot encode become
+    backslash escapes, so text from the server can neither break the verdict line nor drive the terminal.
+    """
+
+    def __init__(self, stdout: TextIO, stderr: TextIO, redact: Redactor) -> None:
+        self.stdout, self.stderr, self.redact = stdout, stderr, redact
 
     def result(self, text: str) -> None:
         self._write(self.stdout, text)
 
     def progress(self, line: str) -> None:
-        self._write(self.stderr, PROGRESS_PREFIX + line)
+        self._write(self.stderr, "smoke: " + line)
 
     def _write(self, stream: TextIO, text: str) -> None:
-        encoding = getattr(stream, "encoding", None)
-        lines = self.redact(text).splitlines() or [""]
-        stream.write("".join(_printable(line, encoding) + "\n" for line in lines))
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        for line in self.redact(text).splitlines() or [""]:
+            shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line)
+            stream.write(shown.encode(encoding, errors="backslashreplace").decode(encoding, errors="replace") + "\n")
         stream.flush()
 
 
-def _resolve_endpoint(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, str | None]:
-    """The endpoint text and the container type the stack declares (None without --stack)."""
+def _endpoint_and_container_type(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, str]:
+    """The endpoint text (--endpoint, --stack or the environment) and the hello-world's container type."""
+    container_type = args.container_type or settings.DEFAULT_CONTAINER_TYPE
     if args.endpoint is not None:
-        return args.endpoint, None
-    if args.stack is not None:
-        from smoke.stack import read_stack_outputs  # subprocess and shutil only load when needed
-
-        outputs = read_stack_outputs(args.stack)
-        return outputs.pool_management_endpoint, outputs.container_type
-    from_env = env.get(ENDPOINT_ENV_VAR, "").strip()
-    if from_env:
-        return from_env, None
-    raise ConfigurationError(
-        "No pool endpoint given: pass --endpoint URL, or --stack NAME to read the stack output "
-        f"poolManagementEndpoint, or set {ENDPOINT_ENV_VAR}."
-    )
-
-
-def _container_type(args: argparse.Namespace, from_stack: str | None) -> str:
-    if args.container_type is not None:
-        return args.container_type
-    if from_stack is None:
-        return DEFAULT_CONTAINER_TYPE
-    if from_stack not in CONTAINER_TYPES:
+        return args.endpoint, container_type
+    if args.stack is None:
+        if not env.get(ENDPOINT_ENV_VAR, "").strip():
+            raise ConfigurationError(
+                "No pool endpoint given: pass --endpoint URL, or --stack NAME to read the stack output "
+                f"poolManagementEndpoint, or set {ENDPOINT_ENV_VAR}."
+            )
+        return env[ENDPOINT_ENV_VAR].strip(), container_type
+    outputs = read_stack_outputs(args.stack)
+    endpoint, declared = outputs.get("poolManagementEndpoint"), outputs.get("containerType")
+    if not isinstance(endpoint, str) or not endpoint.strip():
         raise ConfigurationError(
-            f"Stack {args.stack!r} exports containerType {from_stack!r}, which has no built-in hello-world "
-            f"(supported: {', '.join(CONTAINER_TYPES)}); pass --container-type to choose one."
+            f"Stack {args.stack!r} has no usable output 'poolManagementEndpoint' (outputs present: "
+            f"{', '.join(sorted(outputs)) or 'none'}). Deploy the stack first (`pulumi up`), or pass --endpoint URL."
         )
-    return from_stack
-
-
-def _no_verdict_json(message: str, endpoint: str | None, exit_code: ExitCode) -> dict[str, Any]:
-    """The one JSON object printed when no report exists: usage error, interruption, internal error."""
-    return {"ok": False, "endpoint": endpoint, "exitCode": int(exit_code), "results": [], "error": message}
+    if args.container_type is None and isinstance(declared, str):
+        if declared not in CONTAINER_TYPES:
+            raise ConfigurationError(
+                f"Stack {args.stack!r} exports containerType {declared!r}, which has no built-in hello-world "
+                f"(supported: {', '.join(CONTAINER_TYPES)}); pass --container-type to choose one."
+            )
+        container_type = declared
+    return endpoint.strip(), container_type
 
 
 def main(
@@ -201,35 +203,39 @@ def main(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
-    """Run the command line; return the exit code (see the module epilog)."""
+    """Run the command line; return the exit code (see the epilog)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     env = os.environ if env is None else env
     redactor = Redactor()
     raw_token = env.get(TOKEN_ENV_VAR)
-    if raw_token:
-        # Known before anything can fail, so even the earliest error message is scrubbed.
+    if raw_token:  # known before anything can fail, so even the earliest error message is scrubbed
         redactor.add(raw_token.strip())
         redactor.add(normalize_raw_token(raw_token))
     console = _Console(stdout or sys.stdout, stderr or sys.stderr, redactor)
     json_mode = "--json" in argv
-    # Set only once the endpoint is valid: a rejected one may hold a password or a key in its query.
-    endpoint_text: str | None = None
+    endpoint_text: str | None = None  # set once valid: a rejected one may hold a password or a key
+
+    def no_verdict(message: str, code: ExitCode) -> int:
+        if json_mode:
+            verdict = {"ok": False, "endpoint": endpoint_text, "exitCode": int(code), "results": [], "error": message}
+            console.result(json.dumps(verdict))
+        return int(code)
+
     try:
         args = build_parser().parse_args(argv)
         json_mode = args.json
-        given_endpoint, stack_container_type = _resolve_endpoint(args, env)
+        settings.validate_timeouts(args.timeout, args.request_timeout)
+        given_endpoint, container_type = _endpoint_and_container_type(args, env)
         endpoint = PoolEndpoint.parse(given_endpoint)
         endpoint_text = endpoint.url
-        container_type = _container_type(args, stack_container_type)
         identifier = validate_identifier(args.identifier) if args.identifier is not None else None
         provider = token_provider_from_env(args.scope, env, redactor)
-        # Imported only now: azure-core and requests are most of the start-up time; usage errors need neither.
-        from smoke.runner import run_smoke
+        from smoke.runner import run_smoke  # azure-core and requests are most of the start-up time
 
         report = run_smoke(
             endpoint,
             token_provider=provider,
-            api_versions=API_VERSIONS if args.api_version == ALL_API_VERSIONS else (args.api_version,),
+            api_versions=API_VERSIONS if args.api_version == "all" else (args.api_version,),
             container_type=container_type,
             identifier=identifier,
             timeout=args.timeout,
@@ -238,29 +244,17 @@ def main(
             files=args.files,
         )
     except (_UsageError, ConfigurationError) as error:
-        message = str(error)
-        console.progress(f"error: {message}")
-        if json_mode:
-            console.result(json.dumps(_no_verdict_json(message, endpoint_text, ExitCode.USAGE)))
-        return int(ExitCode.USAGE)
+        console.progress(f"error: {error}")
+        return no_verdict(str(error), ExitCode.USAGE)
     except KeyboardInterrupt:
-        if json_mode:
-            console.result(json.dumps(_no_verdict_json(INTERRUPTED_MESSAGE, endpoint_text, ExitCode.INTERRUPTED)))
-        else:
+        if not json_mode:
             where = f" on {endpoint_text}" if endpoint_text else ""
             console.result(f"FAIL hello-world check {INTERRUPTED_MESSAGE}{where} (exit {int(ExitCode.INTERRUPTED)})")
-        return int(ExitCode.INTERRUPTED)
+        return no_verdict(INTERRUPTED_MESSAGE, ExitCode.INTERRUPTED)
     except Exception as error:
-        # A bug in the smoke check, not a verdict on the pool: show where, never the token.
-        import traceback
+        import traceback  # a bug in the smoke check, not a verdict on the pool: show where, never the token
 
         console.progress("internal error (a bug in the smoke check): " + traceback.format_exc().rstrip())
-        if json_mode:
-            message = f"internal error: {error!r}"
-            console.result(json.dumps(_no_verdict_json(message, endpoint_text, ExitCode.EXECUTION_FAILED)))
-        return int(ExitCode.EXECUTION_FAILED)
-    if json_mode:
-        console.result(json.dumps(report.to_json()))
-    else:
-        console.result(report.summary())
+        return no_verdict(f"internal error: {error!r}", ExitCode.EXECUTION_FAILED)
+    console.result(json.dumps(report.to_json()) if json_mode else report.summary())
     return report.exit_code

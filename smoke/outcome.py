@@ -1,8 +1,4 @@
-"""Exit codes of the smoke check and the outcome each API-version check can end in.
-
-This is the one definition of the exit codes: ``python -m smoke --help`` prints EXIT_CODE_MEANINGS,
-and the documentation (docs/smoke.md) points here.
-"""
+"""Exit codes of the smoke check (their one definition: ``--help`` prints them, docs/smoke.md points here)."""
 
 from __future__ import annotations
 
@@ -44,7 +40,11 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
 
 
 class Outcome(enum.Enum):
-    """How one API-version check ended; ``severity`` orders them when several are combined."""
+    """How one check ended, declared best to worst: the worst of several decides.
+
+    The most specific blocking cause wins: configuration, then authorization (so that a version skipped
+    because an earlier one spent the deadline on 403 does not hide the cause), then no usable answer.
+    """
 
     PASSED = "passed"
     FAILED = "failed"
@@ -57,37 +57,20 @@ class Outcome(enum.Enum):
         """The process exit code this outcome maps to."""
         return _EXIT_CODES[self]
 
-    @property
-    def severity(self) -> int:
-        """Rank used to pick the worst outcome: higher is worse."""
-        return _SEVERITY_ORDER.index(self)
 
-
-_EXIT_CODES: dict[Outcome, ExitCode] = {
-    Outcome.PASSED: ExitCode.PASSED,
-    Outcome.FAILED: ExitCode.EXECUTION_FAILED,
-    Outcome.CONFIGURATION: ExitCode.USAGE,
-    Outcome.UNAUTHORIZED: ExitCode.UNAUTHORIZED,
-    Outcome.UNREACHABLE: ExitCode.UNREACHABLE,
-}
-
-# Best to worst. The most specific blocking cause wins: a configuration problem, then missing
-# authorization (a precise, fixable cause), then no usable answer at all, then a wrong execution.
-# Authorization ranks above reachability so that a version skipped because an earlier one spent
-# the whole deadline on 403 (reported as unreachable) does not hide the real cause.
-_SEVERITY_ORDER: tuple[Outcome, ...] = (
-    Outcome.PASSED,
-    Outcome.FAILED,
-    Outcome.UNREACHABLE,
-    Outcome.UNAUTHORIZED,
-    Outcome.CONFIGURATION,
+_EXIT_CODES = dict(
+    zip(
+        Outcome,
+        [ExitCode.PASSED, ExitCode.EXECUTION_FAILED, ExitCode.UNREACHABLE, ExitCode.UNAUTHORIZED, ExitCode.USAGE],
+        strict=True,
+    )
 )
 
 
 def worst_outcome(outcomes: Iterable[Outcome]) -> Outcome:
-    """Return the most severe outcome; an empty collection counts as unreachable (nothing was checked)."""
-    return max(outcomes, key=lambda outcome: outcome.severity, default=Outcome.UNREACHABLE)
+    """The most severe outcome; an empty collection counts as unreachable (nothing was checked)."""
+    return max(outcomes, key=list(Outcome).index, default=Outcome.UNREACHABLE)
 
 
-# With several API versions the worst outcome decides; the order in exit codes, for --help.
-WORST_FIRST = " > ".join(str(int(outcome.exit_code)) for outcome in reversed(_SEVERITY_ORDER))
+# The order in exit codes, for --help.
+WORST_FIRST = " > ".join(str(int(outcome.exit_code)) for outcome in reversed(Outcome))

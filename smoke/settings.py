@@ -1,22 +1,31 @@
-"""Defaults and input rules of the smoke check: light to import, so the CLI can validate before loading azure-core."""
+"""Errors, defaults and input rules of the smoke check: light to import, so usage errors answer without azure-core."""
 
 from __future__ import annotations
 
 import math
 import uuid
 
-from smoke.errors import ConfigurationError
 from smoke.protocol import DEFAULT_EXECUTION_TIMEOUT_SECONDS, IDENTIFIER_PATTERN, IDENTIFIER_RULE
+
+
+class SmokeError(Exception):
+    """Base class of every error the smoke check raises on purpose."""
+
+
+class ConfigurationError(SmokeError):
+    """The check cannot start: no endpoint, a bad URL or identifier, a missing tool (exit code 2)."""
+
+
+class CredentialError(ConfigurationError):
+    """No bearer token could be obtained for the data plane (exit code 2)."""
+
 
 DEFAULT_CONTAINER_TYPE = "NodeLTS"
 # Role assignments take minutes to reach the data plane; ten minutes covers the slow cases.
 DEFAULT_TIMEOUT_SECONDS = 600.0
-# One request may legitimately take as long as the execution timeout sent to the pool, plus slack
-# for allocating a new session; beyond that the request is abandoned and retried.
-REQUEST_TIMEOUT_SLACK_SECONDS = 15.0
-DEFAULT_REQUEST_TIMEOUT_SECONDS = DEFAULT_EXECUTION_TIMEOUT_SECONDS + REQUEST_TIMEOUT_SLACK_SECONDS
-# No request is started with less time than this left before the deadline: it could not finish.
-# It is also the shortest overall --timeout accepted, so that at least one request is always sent.
+# One request may take as long as the execution timeout sent to the pool, plus slack for allocating a session.
+DEFAULT_REQUEST_TIMEOUT_SECONDS = DEFAULT_EXECUTION_TIMEOUT_SECONDS + 15.0
+# No request is started with less time than this left; also the shortest --timeout, so one request is always sent.
 MIN_ATTEMPT_SECONDS = 0.5
 IDENTIFIER_PREFIX = "smoke-"
 
@@ -37,14 +46,15 @@ def validate_identifier(identifier: str) -> str:
 
 
 def validate_timeouts(timeout: float, request_timeout: float) -> None:
-    """ConfigurationError unless both are finite, ``request_timeout`` > 0 and ``timeout`` >= MIN_ATTEMPT_SECONDS."""
-    if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout >= MIN_ATTEMPT_SECONDS):
+    """ConfigurationError unless ``timeout`` >= MIN_ATTEMPT_SECONDS and ``request_timeout`` > 0, both finite."""
+    if not (math.isfinite(timeout) and timeout >= MIN_ATTEMPT_SECONDS):
         raise ConfigurationError(
-            f"The overall timeout must be a finite number of at least {MIN_ATTEMPT_SECONDS:g} seconds, the "
-            f"shortest time one request needs (got {timeout!r}); the default is {DEFAULT_TIMEOUT_SECONDS:g}."
+            f"The overall timeout must be at least {MIN_ATTEMPT_SECONDS:g} seconds, the shortest time one request "
+            f"needs: a finite, positive number of seconds (got {timeout!r}); the default is "
+            f"{DEFAULT_TIMEOUT_SECONDS:g}."
         )
-    if not (isinstance(request_timeout, int | float) and math.isfinite(request_timeout) and request_timeout > 0):
+    if not (math.isfinite(request_timeout) and request_timeout > 0):
         raise ConfigurationError(
-            f"The request timeout must be a positive, finite number of seconds (got {request_timeout!r}); "
+            f"The request timeout must be a finite, positive number of seconds (got {request_timeout!r}); "
             f"the default is {DEFAULT_REQUEST_TIMEOUT_SECONDS:g}."
         )

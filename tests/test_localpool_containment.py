@@ -68,7 +68,7 @@ def test_reading_etc_passwd_is_denied(client: PoolClient) -> None:
     with Bystander(client.endpoint):
         body = client.run(identifier, "require('fs').readFileSync('/etc/passwd', 'utf8')")
     assert body["status"] == STATUS_FAILED
-    assert body["error"]["message"] == "Error [ERR_ACCESS_DENIED]: Access to this API has been restricted"
+    assert body["error"]["error"]["message"] == "Error [ERR_ACCESS_DENIED]: Access to this API has been restricted"
     assert "root:" not in body["result"]["stdout"] + body["result"]["executionResult"]
     # Files inside the session's own directory are fine.
     own = client.run(
@@ -80,7 +80,7 @@ def test_reading_etc_passwd_is_denied(client: PoolClient) -> None:
 def test_writing_outside_the_session_directory_is_denied(client: PoolClient) -> None:
     body = client.run(new_identifier(), "require('fs').writeFileSync('/tmp/localpool-escape.txt', 'x')")
     assert body["status"] == STATUS_FAILED
-    assert "ERR_ACCESS_DENIED" in body["error"]["message"]
+    assert "ERR_ACCESS_DENIED" in body["error"]["error"]["message"]
 
 
 @pytest.mark.parametrize(
@@ -95,7 +95,7 @@ def test_spawning_processes_and_threads_is_denied(client: PoolClient, code: str)
     with Bystander(client.endpoint):
         body = client.run(new_identifier(), code)
     assert body["status"] == STATUS_FAILED
-    assert "ERR_ACCESS_DENIED" in body["error"]["message"]
+    assert "ERR_ACCESS_DENIED" in body["error"]["error"]["message"]
 
 
 def test_signalling_other_processes_is_denied(client: PoolClient, pool: LocalPool) -> None:
@@ -106,7 +106,7 @@ def test_signalling_other_processes_is_denied(client: PoolClient, pool: LocalPoo
     for target, signal_name in ((str(os.getpid()), "0"), (victim_pid, "'SIGKILL'")):
         body = client.run(attacker, f"process.kill({target}, {signal_name})")
         assert body["status"] == STATUS_FAILED
-        assert body["error"]["message"] == "Error [EPERM]: kill EPERM"
+        assert body["error"]["error"]["message"] == "Error [EPERM]: kill EPERM"
     assert client.run(victim, "alive")["result"]["executionResult"] == "yes"
     # Signalling itself is still allowed (signal 0 only checks the process exists).
     assert client.run(attacker, "process.kill(process.pid, 0)")["result"]["executionResult"] == "true"
@@ -152,7 +152,7 @@ def test_apis_that_reach_other_processes_are_refused(client: PoolClient, victim:
     priority = os.getpriority(os.PRIO_PROCESS, victim)
     body = client.run(new_identifier(), code.replace("VICTIM", str(victim)))
     assert body["status"] == STATUS_FAILED
-    assert body["error"]["message"] == message
+    assert body["error"]["error"]["message"] == message
     assert not wait_until(lambda: not process_alive(victim), KILLED_WITHIN_SECONDS), "the victim was signalled"
     assert os.getpriority(os.PRIO_PROCESS, victim) == priority
 
@@ -188,13 +188,13 @@ def test_endless_loop_times_out_restarts_and_never_blocks_other_sessions(client:
         spinner_thread.join(timeout=LOOP_TIMEOUT_SECONDS + 10)
         elapsed = time.monotonic() - started
     reply = outcome["reply"]
-    assert reply.status_code == requests.codes.accepted
+    assert reply.status_code == requests.codes.ok
     body = reply.json()
     assert body["status"] == STATUS_FAILED
-    assert body["error"]["code"] == "ExecutionTimeout"
-    assert f"within its timeout of {LOOP_TIMEOUT_SECONDS} s" in body["error"]["message"]
-    assert "lost" in body["error"]["message"]
-    assert body["error"]["message"] in body["result"]["stderr"]
+    assert body["error"]["error"]["code"] == "ExecutionTimeout"
+    assert f"within its timeout of {LOOP_TIMEOUT_SECONDS} s" in body["error"]["error"]["message"]
+    assert "lost" in body["error"]["error"]["message"]
+    assert body["error"]["error"]["message"] in body["result"]["stderr"]
     assert LOOP_TIMEOUT_SECONDS <= elapsed < LOOP_TIMEOUT_SECONDS + 3
     assert body["result"]["executionTimeInMilliseconds"] >= LOOP_TIMEOUT_SECONDS * 1000
 
@@ -213,8 +213,9 @@ def test_memory_bomb_is_contained(client: PoolClient) -> None:
         body = client.run(identifier, bomb, timeoutInSeconds=30)
         assert bystander.answers > 0, "the bystander should have answered while the bomb went off"
     assert body["status"] == STATUS_FAILED
-    assert body["error"]["code"] == "InterpreterCrashed"
-    assert f"ran out of memory (the JavaScript heap is capped at {SESSION_HEAP_MB} MB" in body["error"]["message"]
+    assert body["error"]["error"]["code"] == "InterpreterCrashed"
+    message = body["error"]["error"]["message"]
+    assert f"ran out of memory (the JavaScript heap is capped at {SESSION_HEAP_MB} MB" in message
     # The same session gets a fresh process.
     assert client.run(identifier, "1 + 1")["result"]["executionResult"] == "2"
 
@@ -223,15 +224,15 @@ def test_memory_outside_the_heap_is_capped(client: PoolClient) -> None:
     # allocUnsafe does not touch its pages, so only the address-space limit can refuse 3 GiB.
     body = client.run(new_identifier(), "Buffer.allocUnsafe(3 * 1024 ** 3).length")
     assert body["status"] == STATUS_FAILED
-    assert body["error"]["message"].startswith("RangeError")
+    assert body["error"]["error"]["message"].startswith("RangeError")
 
 
 def test_process_exit_is_reported_and_the_session_recovers(client: PoolClient) -> None:
     identifier = new_identifier()
     body = client.run(identifier, "process.exit(3)")
     assert body["status"] == STATUS_FAILED
-    assert body["error"]["code"] == "InterpreterCrashed"
-    assert "exited with code 3" in body["error"]["message"]
+    assert body["error"]["error"]["code"] == "InterpreterCrashed"
+    assert "exited with code 3" in body["error"]["error"]["message"]
     assert client.run(identifier, "'back'")["result"]["executionResult"] == "back"
 
 
@@ -285,7 +286,7 @@ def test_output_without_a_newline_does_not_hide_the_reply(client: PoolClient) ->
 def test_an_error_that_cannot_be_described_is_answered_at_once(client: PoolClient, code: str) -> None:
     body = client.run(new_identifier(), code, timeoutInSeconds=HOSTILE_TIMEOUT_SECONDS)
     assert body["status"] == STATUS_FAILED
-    assert body["error"] == {
+    assert body["error"]["error"] == {
         "code": "ExecutionError",
         "message": "Error: a thrown value that could not be described",
     }
@@ -307,10 +308,10 @@ REALM = "process.constructor.constructor('return this')()"
 def test_tampering_with_the_runner_does_not_break_its_replies(client: PoolClient, tamper: str) -> None:
     identifier = new_identifier()
     first = client.execute(identifier, tamper + " 'tampered'", timeoutInSeconds=HOSTILE_TIMEOUT_SECONDS)
-    assert first.status_code == requests.codes.accepted, first.text
+    assert first.status_code == requests.codes.ok, first.text
     assert first.json()["result"]["executionResult"] == "tampered"
     second = client.execute(identifier, "'still answering'", timeoutInSeconds=HOSTILE_TIMEOUT_SECONDS)
-    assert second.status_code == requests.codes.accepted, second.text
+    assert second.status_code == requests.codes.ok, second.text
     assert second.json()["result"]["executionResult"] == "still answering"
 
 
@@ -336,11 +337,11 @@ def test_a_malformed_reply_restarts_the_session_instead_of_failing_the_request(c
     identifier = new_identifier()
     client.run(identifier, "var before = 'set'")
     reply = client.execute(identifier, FORGE_A_REPLY, timeoutInSeconds=HOSTILE_TIMEOUT_SECONDS)
-    assert reply.status_code == requests.codes.accepted, reply.text
+    assert reply.status_code == requests.codes.ok, reply.text
     body = reply.json()
     assert body["status"] == STATUS_FAILED
-    assert body["error"]["code"] == "InterpreterCrashed"
-    assert "answered with a reply with missing, mistyped or out-of-range fields" in body["error"]["message"]
+    assert body["error"]["error"]["code"] == "InterpreterCrashed"
+    assert "answered with a reply with missing, mistyped or out-of-range fields" in body["error"]["error"]["message"]
     assert client.run(identifier, "typeof before")["result"]["executionResult"] == "undefined"
 
 
@@ -350,7 +351,7 @@ def test_file_size_is_capped(client: PoolClient) -> None:
     code = f"require('fs').writeFileSync('big.bin', Buffer.alloc({SESSION_FILE_SIZE_BYTES} + 1))"
     body = client.run(identifier, code)
     assert body["status"] == STATUS_FAILED
-    assert body["error"]["message"] == "Error [EFBIG]: EFBIG: file too large, write"
+    assert body["error"]["error"]["message"] == "Error [EFBIG]: EFBIG: file too large, write"
     size = client.run(identifier, "require('fs').statSync('big.bin').size")["result"]["executionResult"]
     assert size == str(SESSION_FILE_SIZE_BYTES)
 
@@ -402,13 +403,20 @@ def test_body_at_the_limit_is_accepted(client: PoolClient) -> None:
         data=('{"code": "' + code + '"}').encode(),
     )
     assert len(reply.request.body) == MAX_REQUEST_BODY_BYTES
-    assert reply.status_code == requests.codes.accepted
+    assert reply.status_code == requests.codes.ok
     assert reply.json()["result"]["executionResult"] == "1"
 
 
-def test_chunked_or_lengthless_body_is_411(pool: LocalPool) -> None:
-    chunked = raw_request(pool.host, pool.port, _execution_head(pool, "Transfer-Encoding: chunked"), b"0\r\n\r\n")
-    assert chunked.status == requests.codes.length_required
-    assert chunked.body["error"]["code"] == "LengthRequired"
+def test_chunked_body_is_read_and_bounded_and_a_missing_body_is_400(pool: LocalPool) -> None:
+    body = b'{"code": "6 * 7"}'
+    framed = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    chunked = raw_request(pool.host, pool.port, _execution_head(pool, "Transfer-Encoding: chunked"), framed)
+    assert chunked.status == requests.codes.ok
+    assert chunked.body["result"]["executionResult"] == "42"
+    size = MAX_REQUEST_BODY_BYTES + 1
+    huge = f"{size:x}\r\n".encode() + b" " * size + b"\r\n0\r\n\r\n"
+    refused = raw_request(pool.host, pool.port, _execution_head(pool, "Transfer-Encoding: chunked"), huge)
+    assert refused.status == requests.codes.request_entity_too_large
     lengthless = raw_request(pool.host, pool.port, _execution_head(pool, "Content-Type: application/json"))
-    assert lengthless.status == requests.codes.length_required
+    assert lengthless.status == requests.codes.bad_request
+    assert lengthless.body["error"]["code"] == "InvalidRequestBody"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -34,6 +35,7 @@ from smoke.protocol import (
     PENDING_STATUSES,
     STATUS_SUCCEEDED,
 )
+from tests.support import dataplane_schema
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = PROJECT_ROOT / "tests" / "data"
@@ -48,7 +50,7 @@ SPEC_2024_10_SYNC_FILE = (
 SPEC_2025_10_SYNC_FILE = (
     "data-plane__Microsoft.App.DynamicSessions__2025-10-02-preview__examples__CodeExecution_Execute_Sync.json"
 )
-ENDPOINT_LINE = re.compile(rf"^{re.escape(ENDPOINT_LINE_PREFIX)}(http://127\.0\.0\.1:(\d+){re.escape(BASE_PATH)})$")
+ENDPOINT_LINE = re.compile(rf"^{re.escape(ENDPOINT_LINE_PREFIX)}(https?://127\.0\.0\.1:(\d+){re.escape(BASE_PATH)})$")
 # Generous bounds for a loaded 2-core machine; the tests assert far tighter facts than these.
 REQUEST_TIMEOUT_SECONDS = 30.0
 CLI_START_TIMEOUT_SECONDS = 15.0
@@ -67,13 +69,62 @@ def new_identifier(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4()}"
 
 
+def check_answer(response: requests.Response, *_args: Any, **_kwargs: Any) -> requests.Response:
+    """Assert that a local pool's answer is what Azure's document of its api-version allows.
+
+    An operation the document has is validated with tests/support/dataplane_schema.py (body, status,
+    headers); anything else (unknown path or api-version, protocol errors) must be an error in
+    Azure.Core's shape with a matching x-ms-error-code. Used as a requests response hook, so every
+    answer a test sees through checked_session() or PoolClient is checked.
+    """
+    url = urlsplit(response.request.url or "")
+    method = response.request.method or "GET"
+    api_version = (parse_qs(url.query).get("api-version") or [""])[0]
+    below = url.path[len(BASE_PATH) :] if url.path.startswith(BASE_PATH + "/") else None
+    documented = below is not None and api_version in dataplane_schema.supported_versions()
+    if documented:
+        try:
+            dataplane_schema.find_operation(api_version, method, below)
+        except AssertionError:
+            documented = False
+    if not documented:
+        _check_error_shape(response)
+        return response
+    content_type = response.headers.get("Content-Type", "")
+    if not response.content:
+        body: Any = None
+    elif content_type.startswith("application/json"):
+        body = response.json()
+    elif content_type.startswith("text/"):
+        body = response.text
+    else:
+        body = response.content
+    dataplane_schema.validate_response(api_version, method, below, response.status_code, dict(response.headers), body)
+    return response
+
+
+def _check_error_shape(response: requests.Response) -> None:
+    assert response.status_code >= 400, f"an undocumented request was answered {response.status_code}"
+    error = response.json()["error"]
+    assert isinstance(error["code"], str) and isinstance(error["message"], str), error
+    assert response.headers.get("x-ms-error-code") == error["code"], response.headers
+
+
+def checked_session() -> requests.Session:
+    """A requests session whose every answer goes through check_answer."""
+    http = requests.Session()
+    http.hooks["response"].append(check_answer)
+    return http
+
+
 class PoolClient:
-    """A minimal data-plane client for tests (keep-alive session, bearer token)."""
+    """A minimal data-plane client for tests (keep-alive session, bearer token); every answer is
+    checked against Azure's document of its api-version (check_answer)."""
 
     def __init__(self, endpoint: str, token: str | None = TOKEN) -> None:
         """Talk to the pool at endpoint, sending token as the bearer token (None: no header)."""
         self.endpoint = endpoint
-        self.http = requests.Session()
+        self.http = checked_session()
         if token is not None:
             self.http.headers["Authorization"] = f"Bearer {token}"
 
@@ -99,9 +150,9 @@ class PoolClient:
         )
 
     def run(self, identifier: str, code: str, **fields: Any) -> dict[str, Any]:
-        """Execute synchronously and return the execution resource (asserting HTTP 202)."""
+        """Execute synchronously and return the execution resource (asserting HTTP 200, as documented)."""
         reply = self.execute(identifier, code, **fields)
-        assert reply.status_code == requests.codes.accepted, reply.text
+        assert reply.status_code == requests.codes.ok, reply.text
         return reply.json()
 
     def poll(self, location: str, *, timeout: float = REQUEST_TIMEOUT_SECONDS) -> list[dict[str, Any]]:

@@ -68,8 +68,14 @@ def example(name: str) -> dict[str, Any]:
     return json.loads((EXAMPLES / f"{EXAMPLE_PREFIX}{name}.json").read_text(encoding="utf-8"))
 
 
+# As in test_localpool_attacks.py: LOCALPOOL_ATTACKS_NO_SANDBOX=1 runs these pools without bubblewrap, to see
+# the attack tests below fail without the sandbox.
+SANDBOXED = os.environ.get("LOCALPOOL_ATTACKS_NO_SANDBOX") != "1"
+
+
 def open_pool(container_type: ContainerType, **options: Any) -> LocalPool:
     return LocalPool(
+        sandbox=SANDBOXED,
         token=TOKEN,
         container_type=container_type,
         max_sessions=64,
@@ -343,7 +349,8 @@ ATTACKS: dict[ContainerType, dict[str, str]] = {
         # Files each under the size limit, together over the session's total.
         "disk_fill": "import time\nfor i in range(3):\n    open(f'f{i}', 'wb').write(b'x' * 5_000_000)\ntime.sleep(5)",
         "set_secret": "secret = 'first session'\nopen('secret.txt', 'w').write('first')",
-        "read_secret": "import glob\nprint(glob.glob('/mnt/*/*'), glob.glob('/mnt/data/*'))\nsecret",
+        # Other sessions' directories would be beside this one (without the sandbox they are).
+        "read_secret": "import glob\nprint(glob.glob('../*/*'), glob.glob('/mnt/*/*'))\nsecret",
     },
     ContainerType.SHELL: {
         "passwd": "cat /etc/passwd",
@@ -352,7 +359,7 @@ ATTACKS: dict[ContainerType, dict[str, str]] = {
         "fork_bomb": "b() { b | b; }; b",
         "disk_fill": "for i in 1 2 3; do head -c 5000000 /dev/zero > f$i; done; sleep 5",
         "set_secret": "echo first > secret.txt; export SECRET=first",
-        "read_secret": 'ls /mnt/*/; echo "[${SECRET:-}]"',
+        "read_secret": 'ls ../*/ /mnt/*/; echo "[${SECRET:-}]"',
     },
 }
 RUNTIMES = [ContainerType.PYTHON_LTS, ContainerType.SHELL]

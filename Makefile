@@ -7,6 +7,9 @@ STACK ?= dev
 # Recipes read the stack name from the environment ("$$STACK"), so no name is ever spliced into a
 # shell command; the programs themselves refuse a name that is not a stack name.
 export STACK
+# `make demo CONTAINER_TYPE=PythonLTS` runs the demo's local pool as that type instead of the
+# stack's containerType (the demo refuses a type it does not know, naming the ones it runs).
+export CONTAINER_TYPE
 
 # JSON=1 asks `make plan` for JSON; JSON=0 or no JSON gives text. Anything else is a mistake.
 ifneq ($(filter-out 0 1,$(JSON)),)
@@ -16,7 +19,7 @@ endif
 .PHONY: help prerequisites venv demo plan plan-json test lint format bench destroy clean
 
 help: ## list these targets
-	@echo "usage: make <target> [STACK=<stack>] [JSON=1]"
+	@echo "usage: make <target> [STACK=<stack>] [JSON=1] [CONTAINER_TYPE=NodeLTS|PythonLTS|Shell]"
 	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-14s %s\n", $$1, $$2 }' $(firstword $(MAKEFILE_LIST))
 
 prerequisites: ## check for Node.js (and the local pool's sandbox) before anything else
@@ -38,7 +41,7 @@ $(VENV)/.installed: requirements.txt
 venv: $(VENV)/.installed ## create .venv and install requirements.txt (Pulumi.yaml points at it)
 
 demo: prerequisites venv ## offline: render the dev stack, start the local pool, smoke it
-	$(PY) -m offline.demo --stack "$$STACK"
+	$(PY) -m offline.demo --stack "$$STACK" $${CONTAINER_TYPE:+--container-type "$$CONTAINER_TYPE"}
 
 # `@`: with JSON=1, stdout carries nothing but the plan, ready for `| .venv/bin/python -m json.tool`.
 plan: venv ## offline: what 'pulumi up' would create for STACK (default dev); JSON=1 for JSON

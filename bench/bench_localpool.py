@@ -9,6 +9,10 @@ needs bubblewrap, as the pool does).
    processes of one sandbox (bwrap, its init, Node.js), averaged over idle sessions.
 4. 50 live sessions at once: all created, all answering a second round; total memory.
 5. 200 concurrent clients (one connection each) on 10 sessions: how many were answered, and how.
+6. PythonLTS and Shell (issue 9): warm round trip p50/p95, first execution of a new session (with
+   the spare), idle session RSS/PSS.
+
+``--container-type PythonLTS`` (repeatable) runs only the figures of the types named (1-5 are NodeLTS's).
 
 Figures 1 and 5 talk to ``python -m localpool`` in its own process (client and server do not share
 an interpreter); 2-4 use an in-process LocalPool, whose sandboxes' pids are known. No figure is
@@ -17,6 +21,7 @@ asserted; MISS lines say what to look at.
 
 from __future__ import annotations
 
+import argparse
 import concurrent.futures
 import statistics
 import sys
@@ -33,6 +38,7 @@ if str(PROJECT_ROOT) not in sys.path:
 
 from localpool import LocalPool  # noqa: E402
 from localpool.process import local_pool_process  # noqa: E402
+from localpool.wire import ContainerType  # noqa: E402
 from smoke.protocol import API_2024_10, EXECUTIONS_PATH, HELLO_WORLD_CODE  # noqa: E402
 
 TOKEN = "bench-token-not-a-secret"
@@ -50,6 +56,12 @@ MIB = 1024 * 1024
 TARGET_WARM_P50_MS = 5.0
 TARGET_NEW_SESSION_MS = 150.0
 TARGET_IDLE_MIB = 40.0
+# Issue 9: PythonLTS targets; NodeLTS's figures must be no worse than after the sandbox.
+TARGET_PYTHON_NEW_SESSION_MS = 300.0
+TARGET_PYTHON_WARM_P50_MS = 10.0
+# A cheap statement and the code that sets a variable in an idle session, per container type.
+WARM_CODE = {ContainerType.NODE_LTS: "1 + 1", ContainerType.PYTHON_LTS: "1 + 1", ContainerType.SHELL: "true"}
+SET_CODE = {ContainerType.NODE_LTS: "var kept = 1", ContainerType.PYTHON_LTS: "kept = 1", ContainerType.SHELL: "true"}
 
 
 def report(name: str, value: float, unit: str, target: float | None = None, *, at_most: bool = True) -> None:
@@ -219,10 +231,56 @@ def bench_sessions() -> None:
         report("   total PSS of all live sandboxes", pss_total, "MiB")
 
 
-def main() -> int:
-    """Run every benchmark and print the figures."""
-    bench_warm_and_load()
-    bench_sessions()
+def bench_runtime(container_type: ContainerType) -> None:
+    """Figure 6 for PythonLTS or Shell: warm round trip, first execution, idle memory."""
+    name = container_type.value
+    args = ("--quiet", "--token", TOKEN, "--container-type", name)
+    with local_pool_process(*args) as running, requests.Session() as http:
+        identifier = f"warm-{uuid.uuid4()}"
+        code = WARM_CODE[container_type]
+        assert execute(http, running.endpoint, identifier, code).status_code == requests.codes.ok
+        times = [timed(lambda: execute(http, running.endpoint, identifier, code))[0] for _ in range(WARM_REQUESTS)]
+        warm_target = TARGET_PYTHON_WARM_P50_MS if container_type is ContainerType.PYTHON_LTS else None
+        report(f"6. {name} warm round trip p50", statistics.median(times), "ms", warm_target)
+        report(f"   {name} warm round trip p95", percentile(times, 0.95), "ms")
+    pool_options = {"token": TOKEN, "max_sessions": NEW_SESSIONS + 5, "container_type": name}
+    with LocalPool(**pool_options) as pool, requests.Session() as http:
+        time.sleep(SPARE_SETTLE_SECONDS)
+        first_times = []
+        for _ in range(NEW_SESSIONS):
+            took, reply = timed(lambda: execute(http, pool.endpoint, f"new-{uuid.uuid4()}", HELLO_WORLD_CODE[name]))
+            assert reply.status_code == requests.codes.ok, reply.text
+            first_times.append(took)
+            time.sleep(SPARE_SETTLE_SECONDS)
+        new_target = TARGET_PYTHON_NEW_SESSION_MS if container_type is ContainerType.PYTHON_LTS else None
+        report(f"   {name} first execution of a new session (median)", statistics.median(first_times), "ms", new_target)
+        report(f"   {name} first execution of a new session (worst)", max(first_times), "ms")
+        idle = [f"idle-{uuid.uuid4()}" for _ in range(min(IDLE_SESSIONS, 4))]
+        for identifier in idle:
+            execute(http, pool.endpoint, identifier, SET_CODE[container_type])
+        time.sleep(1.0)
+        memories = [sandbox_memory(pool, identifier) for identifier in idle]
+        report(f"   {name} idle session RSS (mean)", statistics.mean(rss for rss, _ in memories), "MiB")
+        report(f"   {name} idle session PSS (mean)", statistics.mean(pss for _, pss in memories), "MiB")
+    with LocalPool(token=TOKEN, prewarm=False, container_type=name) as cold_pool, requests.Session() as http:
+        cold = [
+            timed(lambda: execute(http, cold_pool.endpoint, f"cold-{uuid.uuid4()}", HELLO_WORLD_CODE[name]))[0]
+            for _ in range(5)
+        ]
+        report(f"   {name} ... without a spare (sandbox + interpreter start)", statistics.median(cold), "ms")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks of the container types asked for (all by default) and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--container-type", action="append", choices=[str(t) for t in ContainerType])
+    chosen = [ContainerType(t) for t in parser.parse_args(argv).container_type or [str(t) for t in ContainerType]]
+    if ContainerType.NODE_LTS in chosen:
+        bench_warm_and_load()
+        bench_sessions()
+    for container_type in chosen:
+        if container_type is not ContainerType.NODE_LTS:
+            bench_runtime(container_type)
     return 0
 
 

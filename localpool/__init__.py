@@ -1,4 +1,5 @@
-"""An offline stand-in (emulator) for the data plane of an Azure Container Apps dynamic-sessions pool.
+"""An offline stand-in (emulator) for the data plane of an Azure Container Apps dynamic-sessions pool
+(NodeLTS, PythonLTS, Shell).
 
 Start it with ``python -m localpool`` or, from Python, ``with LocalPool() as pool: ... pool.endpoint, pool.token``.
 Every session runs in its own bubblewrap sandbox (localpool/sandbox.py).
@@ -7,6 +8,7 @@ Every session runs in its own bubblewrap sandbox (localpool/sandbox.py).
 from __future__ import annotations
 
 from localpool.constants import BASE_PATH, ENDPOINT_LINE_PREFIX
+from localpool.interpreter import RuntimeUnavailableError
 from localpool.node import NodeRuntime, NodeUnavailableError, find_node
 from localpool.pool import LocalPool, TokenRequiredError, UnsupportedContainerTypeError, check_container_type
 from localpool.sandbox import Sandbox, SandboxLimits, SandboxUnavailableError
@@ -23,6 +25,7 @@ __all__ = [
     "LocalPool",
     "NodeRuntime",
     "NodeUnavailableError",
+    "RuntimeUnavailableError",
     "Sandbox",
     "SandboxLimits",
     "SandboxUnavailableError",

@@ -1,4 +1,4 @@
-"""``python -m localpool``: run the local stand-in of a NodeLTS session pool until Ctrl-C or SIGTERM."""
+"""``python -m localpool``: run the local stand-in of a session pool until Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
@@ -28,12 +28,13 @@ from localpool.constants import (
     NETWORK_STATUSES,
     NODE_CONTAINER_TYPE,
     NODE_ENV_VAR,
+    PYTHON_ENV_VAR,
     SESSION_HEAP_MB,
     SESSION_MOUNT_POINT,
     TOKEN_ENV_VAR,
     TOKEN_LINE_PREFIX,
 )
-from localpool.node import NodeUnavailableError
+from localpool.interpreter import RuntimeUnavailableError
 from localpool.pool import (
     LocalPool,
     TokenRequiredError,
@@ -44,7 +45,7 @@ from localpool.pool import (
 from localpool.sandbox import SandboxLimits, SandboxUnavailableError
 from localpool.tls import CERT_LINE_PREFIX, TlsSetupError
 from localpool.wire import DEFAULT_OUTPUT_STREAMS_MAX_LENGTH as OUTPUT_STREAM_MAX_CHARS
-from localpool.wire import MAX_EXECUTION_SECONDS, MAX_UPLOAD_BYTES
+from localpool.wire import MAX_EXECUTION_SECONDS, MAX_UPLOAD_BYTES, ContainerType
 
 # Exit codes: 2 for a setup the pool cannot run with (as argparse uses for bad arguments).
 EXIT_OK = 0
@@ -52,17 +53,19 @@ EXIT_FAILURE = 1
 EXIT_UNUSABLE_SETUP = 2
 MAX_PORT = 65535
 NO_SANDBOX_WARNING = (
-    "localpool: WARNING: --no-sandbox: session code runs WITHOUT the bubblewrap sandbox (only Node.js's "
-    "permission model, which does not hold against malicious code); use it for trusted code only."
+    "localpool: WARNING: --no-sandbox: session code runs WITHOUT the bubblewrap sandbox (NodeLTS keeps only "
+    "Node.js's permission model, which does not hold against malicious code; PythonLTS and Shell keep nothing); "
+    "use it for trusted code only."
 )
 
 DESCRIPTION = f"""\
 Serve an offline stand-in for the data plane of an Azure Container Apps dynamic-sessions pool
-(container type {NODE_CONTAINER_TYPE}) on this machine. Each session identifier gets its own
+(container type NodeLTS, PythonLTS or Shell) on this machine. Each session identifier gets its own
 bubblewrap sandbox (user, PID, IPC, UTS, mount and network namespaces; the system read-only, its
-own directory at {SESSION_MOUNT_POINT} and a private /tmp writable, nothing else), running Node.js
-as nobody with the permission model on, a {SESSION_HEAP_MB} MB heap, the limits below and a timeout
-per execution (timeoutInSeconds, at most and by default {MAX_EXECUTION_SECONDS} s).
+own directory at {SESSION_MOUNT_POINT} and a private /tmp writable, nothing else), running as nobody
+with the limits below and a timeout per execution (timeoutInSeconds, at most and by default
+{MAX_EXECUTION_SECONDS} s): NodeLTS runs Node.js with the permission model on and a {SESSION_HEAP_MB} MB
+heap, PythonLTS one persistent Python namespace per session, Shell each command by bash.
 Output streams are cut at {OUTPUT_STREAM_MAX_CHARS} characters; bodies above
 {MAX_REQUEST_BODY_BYTES} bytes (uploads: files above {MAX_UPLOAD_BYTES} bytes) are refused. Without a
 working bubblewrap it exits with code 2.
@@ -80,6 +83,8 @@ operation of api-versions 2024-02-02-preview, 2024-10-02-preview, 2025-02-02-pre
 
 environment:
   {NODE_ENV_VAR}   the node binary to use (default: 'node' on PATH; Node.js 20 or newer)
+  {PYTHON_ENV_VAR} the python binary of PythonLTS and Shell sessions (default: /usr/bin/python3, else
+                   'python3' on PATH; 3.10 or newer; a venv's python brings its packages)
   {TOKEN_ENV_VAR}  the bearer token to require, instead of --token (keeps it out of 'ps')
 """
 
@@ -180,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--container-type",
         default=NODE_CONTAINER_TYPE,
-        help=f"the pool's container type; only {NODE_CONTAINER_TYPE} is available locally (default: %(default)s)",
+        help=f"the pool's container type: {', '.join(ContainerType)} (default: %(default)s)",
     )
     parser.add_argument(
         "--tls",
@@ -192,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--key", type=Path, default=None, help="the PEM private key of --cert")
     parser.add_argument("--quiet", action="store_true", help="do not log request lines to stderr")
     parser.add_argument(
-        "--no-prewarm", action="store_true", help="do not keep a spare Node.js process ready for new sessions"
+        "--no-prewarm", action="store_true", help="do not keep a spare interpreter ready for new sessions"
     )
     return parser
 
@@ -227,11 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             network_status=args.network_status,
             limits=limits,
             sandbox=not args.no_sandbox,
+            container_type=args.container_type,
             tls=args.tls,
             cert=args.cert,
             key=args.key,
         )
-    except (NodeUnavailableError, SandboxUnavailableError, TokenRequiredError, TlsSetupError) as error:
+    except (RuntimeUnavailableError, SandboxUnavailableError, TokenRequiredError, TlsSetupError) as error:
         print(f"localpool: {error}", file=sys.stderr)
         return EXIT_UNUSABLE_SETUP
     except OSError as error:
@@ -261,7 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{CERT_LINE_PREFIX}{pool.cert_path}", flush=True)
         contained = "in bubblewrap sandboxes" if not args.no_sandbox else "WITHOUT a sandbox"
         print(
-            f"localpool: {NODE_CONTAINER_TYPE} sessions {contained} on Node.js {pool.runtime.version_text} "
+            f"localpool: {pool.container_type} sessions {contained} on {pool.runtime.display_name} "
+            f"{pool.runtime.version_text} "
             f"({pool.runtime.path}), network {args.network_status}; Ctrl-C stops.",
             file=sys.stderr,
             flush=True,

@@ -56,6 +56,13 @@ MIN_NODE_MAJOR = 20
 NODE_ENV_VAR = "LOCALPOOL_NODE"
 NODE_INSTALL_HINT = "install Node.js 20 or newer (https://nodejs.org, or e.g. 'apt-get install nodejs')"
 
+# PythonLTS: the session runner needs ast's top-level await (3.8) and the X | Y isinstance checks (3.10).
+MIN_PYTHON_VERSION = (3, 10)
+PYTHON_ENV_VAR = "LOCALPOOL_PYTHON"
+PYTHON_INSTALL_HINT = "install Python 3.10 or newer (e.g. 'apt-get install python3')"
+# Shell: commands run by bash; the session runner itself is Python (the same one as PythonLTS).
+BASH_INSTALL_HINT = "install bash (e.g. 'apt-get install bash')"
+
 # Containment of one session's Node.js process.
 SESSION_HEAP_MB = 256
 # How long a new Node.js process may take to report that it is ready.

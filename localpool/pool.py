@@ -23,11 +23,13 @@ from localpool.constants import (
     NETWORK_STATUSES,
     NODE_CONTAINER_TYPE,
 )
-from localpool.node import NodeRuntime, find_node
+from localpool.interpreter import Runtime
+from localpool.runtimes import find_runtime
 from localpool.sandbox import Sandbox, SandboxLimits
 from localpool.server import PoolServer
 from localpool.sessions import SessionManager
 from localpool.tls import make_self_signed, server_context
+from localpool.wire import ContainerType
 
 
 class TokenRequiredError(ValueError):
@@ -45,27 +47,30 @@ def is_loopback(host: str) -> bool:
 
 
 class UnsupportedContainerTypeError(ValueError):
-    """The local pool was asked for a container type other than NodeLTS."""
+    """The local pool was asked for a container type it does not run (e.g. CustomContainer)."""
 
 
-def check_container_type(container_type: str) -> None:
-    """Raise UnsupportedContainerTypeError unless container_type is NodeLTS (compared case-insensitively)."""
-    if container_type.lower() != NODE_CONTAINER_TYPE.lower():
-        raise UnsupportedContainerTypeError(
-            f"The container type {container_type!r} is not available: the local pool runs "
-            f"{NODE_CONTAINER_TYPE} only (JavaScript on the machine's Node.js)."
-        )
+def check_container_type(container_type: str) -> ContainerType:
+    """The built-in container type named (compared case-insensitively); UnsupportedContainerTypeError otherwise."""
+    for member in ContainerType:
+        if container_type.lower() == member.value.lower():
+            return member
+    raise UnsupportedContainerTypeError(
+        f"The container type {container_type!r} is not available: the local pool runs "
+        f"{', '.join(member.value for member in ContainerType)} (custom containers are not emulated)."
+    )
 
 
 class LocalPool:
-    """An offline stand-in for an Azure Container Apps NodeLTS session pool's data plane.
+    """An offline stand-in for the data plane of an Azure Container Apps session pool (NodeLTS, PythonLTS or Shell).
 
     Usage::
 
         with LocalPool(token="secret") as pool:
             requests.post(pool.endpoint + "/executions", params=..., headers=..., json=...)
 
-    Construction finds Node.js (NodeUnavailableError if missing or older than 20), checks the
+    Construction finds the container type's runtime (RuntimeUnavailableError, e.g.
+    NodeUnavailableError, if missing or too old), checks the
     sandbox (SandboxUnavailableError without a working bubblewrap) and binds the socket; start()
     (or entering the context) serves in a background thread; close() stops the server, kills
     every session's sandbox and removes the pool's temporary directory.
@@ -90,13 +95,14 @@ class LocalPool:
         cert: Path | None = None,
         key: Path | None = None,
     ) -> None:
-        """Check the settings, find Node.js, check the sandbox and bind the server (port 0 picks a free port).
+        """Check the settings, find the runtime, check the sandbox and bind the server (port 0 picks a free port).
 
         token: the only bearer token accepted; None makes a random one (see .token and
             .token_generated). A host other than loopback needs an explicit token.
-        prewarm: keep one spare sandboxed Node.js process started so new sessions answer faster.
+        prewarm: keep one spare sandboxed interpreter started so new sessions answer faster.
         quiet: do not log request lines to stderr.
-        environ: where to look for LOCALPOOL_NODE and PATH (default: os.environ).
+        container_type: NodeLTS (default), PythonLTS or Shell (localpool/runtimes.py).
+        environ: where to look for LOCALPOOL_NODE, LOCALPOOL_PYTHON and PATH (default: os.environ).
         network_status: EgressDisabled (each session has an empty network namespace) or
             EgressEnabled (sessions share the host's network), as the Azure pool's setting.
         limits: resource limits of each session's sandbox (defaults in constants.py).
@@ -107,7 +113,7 @@ class LocalPool:
         if (cert is None) != (key is None):
             raise ValueError("Give --cert and --key together (a PEM certificate and its private key), or neither.")
         tls = tls or cert is not None
-        check_container_type(container_type)
+        self.container_type = check_container_type(container_type)
         if max_sessions < 1:
             raise ValueError(f"max_sessions must be at least 1, not {max_sessions}.")
         if cooldown_seconds <= 0:
@@ -124,7 +130,7 @@ class LocalPool:
         self.sandbox = Sandbox(
             limits=limits or SandboxLimits(), egress=network_status == EGRESS_ENABLED, enabled=sandbox
         )
-        self.runtime: NodeRuntime = find_node(environ)
+        self.runtime: Runtime = find_runtime(self.container_type, environ, nobody_reads=self.sandbox.drops_root)
         self.sandbox.check()
         self.cert_path: Path | None = None
         self._tls_dir: Path | None = None

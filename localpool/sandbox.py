@@ -179,8 +179,6 @@ class Sandbox:
         if self.egress:
             for path in _NETWORK_FILES:
                 args += ["--ro-bind-try", path, path]
-        for host, inside in runtime.ro_binds.items():
-            args += ["--ro-bind", host, inside or host]
         args += [
             "--proc",
             "/proc",
@@ -192,6 +190,11 @@ class Sandbox:
             "1777",
             "--tmpfs",
             SANDBOX_TMP,
+        ]
+        # After the private /tmp, so that a runtime installed under /tmp (a venv) is not hidden by it.
+        for host, inside in runtime.ro_binds.items():
+            args += ["--ro-bind", host, inside or host]
+        args += [
             "--bind",
             str(session_dir),
             SESSION_MOUNT_POINT,

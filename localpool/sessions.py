@@ -10,9 +10,11 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from localpool.constants import (
     DISK_CHECK_INTERVAL_SECONDS,
@@ -27,7 +29,7 @@ from localpool.constants import (
     SESSION_MOUNT_POINT,
 )
 from localpool.files import SessionFiles
-from localpool.node import RUNNER_SCRIPT, Interpreter, InterpreterError, NodeRuntime, RunOutcome
+from localpool.interpreter import Interpreter, InterpreterError, RunOutcome, Runtime
 from localpool.sandbox import Sandbox, directory_usage
 from localpool.wire import DEFAULT_OUTPUT_STREAMS_MAX_LENGTH as OUTPUT_STREAM_MAX_CHARS
 from localpool.wire import UNFINISHED_STATUSES as PENDING_STATUSES
@@ -67,8 +69,11 @@ class Execution:
     status: str = STATUS_NOT_STARTED
     stdout: str = ""
     stderr: str = ""
-    result: str = ""
+    # The value of the last expression, a JSON value ("" or None when there is none).
+    result: Any = ""
     time_ms: int = 0
+    # Shell: the command's exit code.
+    exit_code: int | None = None
     error_code: str = ""
     error_message: str = ""
     finished: threading.Event = field(default_factory=threading.Event)
@@ -80,13 +85,15 @@ class Execution:
         """Whether the execution has not finished yet."""
         return self.status in PENDING_STATUSES
 
-    def finish(self, outcome: RunOutcome, timeout: float, breach: str = "") -> None:
+    def finish(self, outcome: RunOutcome, timeout: float, breach: str = "", runtime_name: str = "Node.js") -> None:
         """Record an interpreter outcome; the status is written last so readers see whole results.
 
         breach: why the server ended the session during the execution (e.g. its disk limit), if it did.
+        runtime_name: the interpreter, as failure messages name it.
         """
         self.stdout = outcome.stdout[:OUTPUT_STREAM_MAX_CHARS]
-        self.result = outcome.result[:OUTPUT_STREAM_MAX_CHARS]
+        self.result = outcome.result[:OUTPUT_STREAM_MAX_CHARS] if isinstance(outcome.result, str) else outcome.result
+        self.exit_code = outcome.command_exit_code
         self.time_ms = outcome.duration_ms
         stderr = outcome.stderr
         if outcome.kind == "ok":
@@ -94,7 +101,7 @@ class Execution:
         else:
             status = STATUS_FAILED
             self.error_code, self.error_message = (
-                (ERROR_DISK_LIMIT, breach) if breach else _describe_failure(outcome, timeout)
+                (ERROR_DISK_LIMIT, breach) if breach else _describe_failure(outcome, timeout, runtime_name)
             )
             if outcome.kind != "error":
                 # The runner already wrote "Uncaught ..." for errors; say what happened otherwise.
@@ -111,9 +118,9 @@ class Execution:
         self.finished.set()
 
 
-def _describe_failure(outcome: RunOutcome, timeout: float) -> tuple[str, str]:
+def _describe_failure(outcome: RunOutcome, timeout: float, runtime_name: str) -> tuple[str, str]:
     lost = (
-        "The next execution starts a fresh Node.js process, so everything defined in earlier "
+        f"The next execution starts a fresh {runtime_name} process, so everything defined in earlier "
         "executions of this session is lost (files in the session directory are kept)."
     )
     if outcome.kind == "error":
@@ -127,17 +134,15 @@ def _describe_failure(outcome: RunOutcome, timeout: float) -> tuple[str, str]:
     if outcome.kind == "broken":
         return (
             ERROR_CRASHED,
-            f"The session's Node.js process answered with {outcome.error_message}, so it was stopped. {lost}",
+            f"The session's {runtime_name} process answered with {outcome.error_message}, so it was stopped. {lost}",
         )
     process_stderr = outcome.process_stderr.lower()
     if any(marker in process_stderr for marker in _OUT_OF_MEMORY_MARKERS):
-        cause = (
-            f"it ran out of memory (the JavaScript heap is capped at {SESSION_HEAP_MB} MB, the whole "
-            "sandbox by its memory limit)"
-        )
+        heap = f"the JavaScript heap is capped at {SESSION_HEAP_MB} MB, " if runtime_name == "Node.js" else ""
+        cause = f"it ran out of memory ({heap}the whole sandbox by its memory limit)"
     else:
         cause = f"it exited with code {outcome.exit_code}"
-    return ERROR_CRASHED, f"The session's Node.js process died during the execution: {cause}. {lost}"
+    return ERROR_CRASHED, f"The session's {runtime_name} process died during the execution: {cause}. {lost}"
 
 
 @dataclass
@@ -181,7 +186,7 @@ class SessionManager:
 
     def __init__(
         self,
-        runtime: NodeRuntime,
+        runtime: Runtime,
         *,
         max_sessions: int,
         cooldown_seconds: float,
@@ -197,8 +202,8 @@ class SessionManager:
         self.root = Path(tempfile.mkdtemp(prefix="localpool-")).resolve()
         sandbox.prepare_directory(self.root, private=False)
         # The sandbox's user reads the runner from here (the checkout may be private to its owner).
-        self.runner = self.root / RUNNER_SCRIPT.name
-        shutil.copyfile(RUNNER_SCRIPT, self.runner)
+        self.runner = self.root / runtime.runner_script.name
+        shutil.copyfile(runtime.runner_script, self.runner)
         self.runner.chmod(0o644)
         try:
             sandbox.check(self.root)
@@ -341,21 +346,33 @@ class SessionManager:
             session.next_ticket += 1
         return execution
 
-    def run(self, session: Session, execution: Execution, code: str, timeout: float) -> None:
+    def run(
+        self,
+        session: Session,
+        execution: Execution,
+        code: str,
+        timeout: float,
+        fields: Mapping[str, Any] | None = None,
+    ) -> None:
         """Run the execution in the session's interpreter (after the executions accepted before it).
 
+        code: the code (Shell: the command bash runs); fields: what else the runtime's runner reads
+        (Shell: "argv" instead of the command, "stdin"; PythonLTS: "jupyter" for
+        returnJupyterFormatExecutionResult).
         Every execution made by new_execution() must be passed here exactly once, or later ones wait.
         """
         with session.turn:
             session.turn.wait_for(lambda: session.serving == execution.ticket)
         try:
-            self._run_in_turn(session, execution, code, timeout)
+            self._run_in_turn(session, execution, code, timeout, fields)
         finally:
             with session.turn:
                 session.serving += 1
                 session.turn.notify_all()
 
-    def _run_in_turn(self, session: Session, execution: Execution, code: str, timeout: float) -> None:
+    def _run_in_turn(
+        self, session: Session, execution: Execution, code: str, timeout: float, fields: Mapping[str, Any] | None
+    ) -> None:
         execution.status = STATUS_RUNNING
         try:
             interpreter = session.interpreter
@@ -368,17 +385,17 @@ class SessionManager:
                 interpreter = self._new_interpreter(session.workdir)
                 session.interpreter = interpreter
                 if session.ended:
-                    # _end() ran while Node.js was starting; do not leave the process behind.
+                    # _end() ran while the interpreter was starting; do not leave the process behind.
                     interpreter.close()
                     raise InterpreterError(session.breach or _SHUTTING_DOWN)
         except InterpreterError as error:
             execution.fail(ERROR_START_FAILED, str(error))
             return
-        outcome = interpreter.execute(code, timeout)
+        outcome = interpreter.execute(code, timeout, fields)
         if outcome.kind in {"timeout", "crash", "broken"}:
             interpreter.close()
             session.interpreter = None
-        execution.finish(outcome, timeout, session.breach if outcome.kind != "ok" else "")
+        execution.finish(outcome, timeout, session.breach if outcome.kind != "ok" else "", self.runtime.display_name)
 
     def _end(self, session: Session) -> None:
         session.ended = True
@@ -430,7 +447,7 @@ class SessionManager:
                 self._end(session)
 
     def _spare_loop(self) -> None:
-        """Keep one started interpreter ready so a new session's first execution skips Node's start-up."""
+        """Keep one started interpreter ready so a new session's first execution skips its start-up."""
         while not self._closed.is_set():
             self._spare_wanted.wait()
             self._spare_wanted.clear()

@@ -1,15 +1,18 @@
 """The offline demo: the two tutorials end to end on this machine, no Azure and no Pulumi CLI.
 
-    python -m offline.demo [--stack dev]
+    python -m offline.demo [--stack dev] [--container-type NodeLTS|PythonLTS|Shell]
 
 1. renders the stack under the mock engine (what `pulumi up` would create);
-2. starts the local pool, sized like the stack's pool (max sessions, cooldown), with a random token;
-3. sends `console.log("hello-world")` the way both tutorials do and prints the answers;
+2. starts the local pool, sized like the stack's pool (max sessions, cooldown, network), of the
+   stack's containerType (or the one --container-type names), with a random token;
+3. sends that type's hello-world (`console.log("hello-world")`, `print("hello-world")`,
+   `echo hello-world`) the way both tutorials do and prints the answers;
 4. runs the smoke check CLI against the pool, as the deploy pipeline does after `pulumi up`;
 5. stops the pool.
 
 Exit code: the smoke check's (0 when hello-world ran on both API versions); 2 when the stack's
-settings are rejected, the stack is not NodeLTS, or Node.js or bubblewrap is missing.
+settings are rejected, the container type is not one the local pool runs, or its runtime
+(Node.js, Python, bash) or bubblewrap is missing.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import sys
 from collections.abc import Sequence
 
 from components.azure import SESSION_POOL_TYPE
-from localpool import LocalPool, NodeUnavailableError, UnsupportedContainerTypeError, check_container_type
+from localpool import LocalPool, RuntimeUnavailableError, UnsupportedContainerTypeError, check_container_type
 from localpool.sandbox import SandboxUnavailableError
 from offline.engine import ProgramRun
 from offline.plan import EXIT_CONFIG_ERROR, ordered, run_or_explain
@@ -71,10 +74,11 @@ def show_tutorial_calls(endpoint: str, token: str, code: str) -> None:
             print("\n".join(f"  {line}" for line in body.splitlines()))
 
 
-def run_smoke_cli(endpoint: str, token: str) -> int:
+def run_smoke_cli(endpoint: str, token: str, container_type: str) -> int:
     """Step 4: the smoke check exactly as a pipeline runs it (token from the environment)."""
     command = [sys.executable, "-m", "smoke", "--endpoint", endpoint, "--timeout", str(SMOKE_TIMEOUT_SECONDS)]
-    print(f"  $ python -m smoke --endpoint {endpoint}")
+    command += ["--container-type", container_type]
+    print(f"  $ python -m smoke --endpoint {endpoint} --container-type {container_type}")
     environment = {**os.environ, "DYNAMIC_SESSIONS_TOKEN": token}
     return subprocess.run(command, env=environment, check=False).returncode  # noqa: S603 - fixed argv, this interpreter
 
@@ -83,6 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m offline.demo`."""
     parser = argparse.ArgumentParser(prog="python -m offline.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", default="dev", help="stack to render and mirror (default: dev)")
+    parser.add_argument(
+        "--container-type",
+        default=None,
+        help="run the local pool as this container type instead of the stack's (NodeLTS, PythonLTS, Shell)",
+    )
     args = parser.parse_args(argv)
 
     step(1, f"Render stack '{args.stack}' offline (mock engine; nothing is deployed)")
@@ -90,9 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if run is None:
         return EXIT_CONFIG_ERROR
     pool_inputs = run.one(SESSION_POOL_TYPE).inputs
-    container_type = pool_inputs["containerType"]
     try:
-        check_container_type(container_type)
+        container_type = check_container_type(args.container_type or pool_inputs["containerType"]).value
     except UnsupportedContainerTypeError as error:
         print(f"demo: {error}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
@@ -109,9 +117,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     token = secrets.token_urlsafe(32)
     try:
         pool = LocalPool(
-            token=token, max_sessions=max_sessions, cooldown_seconds=cooldown, network_status=network_status
+            token=token,
+            max_sessions=max_sessions,
+            cooldown_seconds=cooldown,
+            network_status=network_status,
+            container_type=container_type,
         )
-    except (NodeUnavailableError, SandboxUnavailableError) as error:
+    except (RuntimeUnavailableError, SandboxUnavailableError) as error:
         print(f"demo: {error}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     with pool:
@@ -119,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         step(3, "Run hello-world as the tutorials do (both API generations)")
         show_tutorial_calls(pool.endpoint, token, HELLO_WORLD_CODE[container_type])
         step(4, "Smoke check, as the pipeline runs it after `pulumi up`")
-        exit_code = run_smoke_cli(pool.endpoint, token)
+        exit_code = run_smoke_cli(pool.endpoint, token, container_type)
     step(5, "Stopped the local pool")
     print(f"\ndemo: {'PASS' if exit_code == 0 else 'FAIL'} (smoke check exit code {exit_code})")
     return exit_code

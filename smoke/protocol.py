@@ -46,6 +46,10 @@ STATUS_CANCELED = "Canceled"
 STATUS_RUNNING = "Running"
 STATUS_NOT_STARTED = "NotStarted"
 PENDING_STATUSES = frozenset({STATUS_RUNNING, STATUS_NOT_STARTED})
+# A Shell pool answers a finished command with its exit code as the status (Azure's
+# CodeExecution_Execute_ShellCommand example: "status": "0"); "0" is a command that succeeded.
+SHELL_STATUS_SUCCEEDED = "0"
+SUCCEEDED_STATUSES = frozenset({STATUS_SUCCEEDED, SHELL_STATUS_SUCCEEDED})
 # The only status the 2024-02-02-preview generation documents.
 LEGACY_STATUS_SUCCESS = "Success"
 

@@ -275,7 +275,7 @@ class _Run:
             response = self.request(poll)
         values = body.get("result") if isinstance(body.get("result"), dict) else {}
         failure = [f"execution {status}", _execution_error(body.get("error")), _stderr(values)]
-        return self.finished(response, status, values, None if status == protocol.STATUS_SUCCEEDED else failure)
+        return self.finished(response, status, values, None if status in protocol.SUCCEEDED_STATUSES else failure)
 
     def poller(self, response: HttpResponse, body: dict[str, Any]) -> Callable[[], HttpResponse]:
         """How to ask for a pending execution's state: its Operation-Location, else GET /executions/<id>."""

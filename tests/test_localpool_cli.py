@@ -58,9 +58,9 @@ def test_node_too_old_exits_2(tmp_path: Path) -> None:
 
 
 def test_other_container_types_are_refused_at_start_up() -> None:
-    result = run_cli("--container-type", "PythonLTS")
+    result = run_cli("--container-type", "CustomContainer")
     assert result.returncode == EXIT_UNUSABLE_SETUP
-    assert "the local pool runs NodeLTS only" in result.stderr
+    assert "the local pool runs NodeLTS, PythonLTS, Shell" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -94,13 +94,16 @@ def connection_capacity(max_connections: int) -> int:
 
 
 class _Place:
-    """One admitted connection: the socket to cut, and since when it waits for its client to send."""
+    """One admitted connection: the socket to cut, since when its current request head or body has
+    been arriving, and whether its thread is blocked reading from the client right now."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.accepted_at = time.monotonic()
-        # Waiting from the start: for the TLS handshake or the first request line.
-        self.waiting_since: float | None = self.accepted_at
+        # The TLS handshake and the first request head count from the accept; a slow client cannot
+        # reset this by sending a byte now and then.
+        self.phase_started = self.accepted_at
+        self.waiting = True
         self.evicted = False
 
 
@@ -138,22 +141,24 @@ class _Places:
             self._free.release()
 
     def start_waiting(self, place: _Place) -> None:
-        """The connection now waits for its client (and may be evicted for a newcomer)."""
+        """The connection's thread now blocks on its client (and may be evicted for a newcomer)."""
         with self._lock:
-            place.waiting_since = time.monotonic()
+            place.waiting = True
 
     def stop_waiting(self, place: _Place) -> bool:
-        """The wait is over; True if the connection was evicted meanwhile."""
+        """The read returned; True if the connection was evicted meanwhile."""
         with self._lock:
-            place.waiting_since = None
+            place.waiting = False
             return place.evicted
 
     def _evict_longest_waiting(self, evictable_after: float) -> bool:
+        """Cut the connection blocked on a request head or body that began longest ago (and at least
+        evictable_after ago); a connection that is being answered is never cut."""
         oldest = time.monotonic() - evictable_after
         with self._lock:
-            waiting = [p for p in self._taken.values() if p.waiting_since is not None and not p.evicted]
-            victim = min(waiting, key=lambda place: place.waiting_since or 0.0, default=None)
-            if victim is None or (victim.waiting_since or 0.0) > oldest:
+            waiting = [p for p in self._taken.values() if p.waiting and not p.evicted]
+            victim = min(waiting, key=lambda place: place.phase_started, default=None)
+            if victim is None or victim.phase_started > oldest:
                 return False
             _cut(victim)
         return True
@@ -386,7 +391,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         self.timeout = limits.read_timeout_seconds
         super().setup()
         self.rfile.close()  # the plain reader made by setup(); the socket stays open
-        place = self.server.serving_place()
+        place = self._place = self.server.serving_place()
         self._reader = _DeadlineReader(self.connection, place, self.server.places, limits.read_timeout_seconds)
         self._reader.deadline = place.accepted_at + limits.head_deadline_seconds
         self._requests_started = 0
@@ -395,13 +400,15 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
     def handle_one_request(self) -> None:
         """Read and answer one request; the next request's head has its own deadline from now."""
         if self._requests_started:
-            self._reader.deadline = time.monotonic() + self.server.limits.head_deadline_seconds
+            self._place.phase_started = time.monotonic()
+            self._reader.deadline = self._place.phase_started + self.server.limits.head_deadline_seconds
         self._requests_started += 1
         super().handle_one_request()
 
     def _start_body(self, size: int) -> None:
         """The body (size bytes, or at most size when chunked) must arrive within its own deadline."""
-        self._reader.deadline = time.monotonic() + self.server.limits.body_seconds(size)
+        self._place.phase_started = time.monotonic()
+        self._reader.deadline = self._place.phase_started + self.server.limits.body_seconds(size)
 
     def version_string(self) -> str:
         """The Server header."""

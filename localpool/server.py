@@ -325,7 +325,7 @@ class PoolServer(ThreadingHTTPServer):
                 request.send(head.encode() + payload)
                 request.shutdown(socket.SHUT_WR)
                 # Read what the client already sent, so closing does not reset the answer away.
-                request.recv(MAX_REQUEST_BODY_BYTES)
+                request.recv(LINGER_CHUNK_BYTES)
         self.shutdown_request(request)
 
     def shutdown_request(self, request: Any) -> None:

@@ -57,13 +57,13 @@ REQUEST_HEAD_DEADLINE_SECONDS = 20.0
 REQUEST_BODY_DEADLINE_SECONDS = 20.0
 REQUEST_BODY_MIN_BYTES_PER_SECOND = 1024 * 1024
 # Connections served at once (one thread each). When full, a new connection takes the place of the
-# connection that has been waiting longest (at least CONNECTION_EVICTABLE_AFTER_SECONDS) for its
-# client to send something; if none is, it is answered 503 with Retry-After. The cap is also kept at
+# connection whose request head or body began longest ago (at least CONNECTION_EVICTABLE_AFTER_SECONDS
+# ago) and is still arriving; else it waits up to CONNECTION_PLACE_WAIT_SECONDS for an answer to free
+# a place (bursts of quick requests), then is answered 503 with Retry-After. The cap is also kept at
 # most half the process's open-files limit, so sockets alone cannot exhaust the descriptors.
 MAX_CONNECTIONS = 512
 CONNECTION_EVICTABLE_AFTER_SECONDS = 1.0
-# How long the accept loop waits for an evicted connection's thread to give up its place.
-CONNECTION_EVICTION_WAIT_SECONDS = 1.0
+CONNECTION_PLACE_WAIT_SECONDS = 1.0
 # When accept() fails for lack of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), the
 # server waits this long before the next accept instead of retrying in a busy loop.
 ACCEPT_RETRY_SECONDS = 0.2

@@ -31,7 +31,7 @@ from localpool.constants import (
     ACCEPT_RETRY_SECONDS,
     BASE_PATH,
     CONNECTION_EVICTABLE_AFTER_SECONDS,
-    CONNECTION_EVICTION_WAIT_SECONDS,
+    CONNECTION_PLACE_WAIT_SECONDS,
     LISTEN_BACKLOG,
     LOCAL_POOL_NAME,
     MAX_CONNECTIONS,
@@ -119,10 +119,10 @@ class _Places:
     def admit(self, sock: socket.socket, evictable_after: float) -> bool:
         """Take a place for sock, evicting a waiting connection if need be; False if none can be had."""
         if not self._free.acquire(blocking=False):
-            if not self._evict_longest_waiting(evictable_after):
-                return False
-            # The evicted connection's thread wakes at once (its socket is shut down) and frees its place.
-            if not self._free.acquire(timeout=CONNECTION_EVICTION_WAIT_SECONDS):
+            # An evicted connection's thread wakes at once (its socket is shut down) and frees its
+            # place; without one to evict, an answer being sent may free one soon.
+            self._evict_longest_waiting(evictable_after)
+            if not self._free.acquire(timeout=CONNECTION_PLACE_WAIT_SECONDS):
                 return False
         with self._lock:
             self._taken[id(sock)] = _Place(sock)

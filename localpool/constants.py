@@ -44,8 +44,29 @@ DEFAULT_COOLDOWN_SECONDS = 300.0
 MAX_REQUEST_BODY_BYTES = 1024 * 1024
 # Connections waiting to be accepted (http.server's default of 5 resets bursts of clients).
 LISTEN_BACKLOG = 128
-# A connection that sends nothing for this long (headers, body, or the next keep-alive request) is closed.
+# A connection that sends nothing for this long (headers, body, or the next keep-alive request), or
+# reads nothing of an answer for this long, is closed.
 REQUEST_READ_TIMEOUT_SECONDS = 30.0
+# Total time for the TLS handshake, request line and headers of one request, counted from the moment
+# the server starts waiting for it (the connection is accepted, or the previous answer was sent): a
+# client dripping one header line at a time (slowloris) is cut here, not kept for 30 s per line.
+# Past it the connection is closed without an answer (an idle keep-alive connection ends the same way).
+REQUEST_HEAD_DEADLINE_SECONDS = 20.0
+# Total time for a request body: this much, plus one second per REQUEST_BODY_MIN_BYTES_PER_SECOND of
+# its size (or of its limit, for a chunked body). Past it the answer is 408 and the connection closes.
+REQUEST_BODY_DEADLINE_SECONDS = 20.0
+REQUEST_BODY_MIN_BYTES_PER_SECOND = 1024 * 1024
+# Connections served at once (one thread each). When full, a new connection takes the place of the
+# connection whose request head or body began longest ago (at least CONNECTION_EVICTABLE_AFTER_SECONDS
+# ago) and is still arriving; else it waits up to CONNECTION_PLACE_WAIT_SECONDS for an answer to free
+# a place (bursts of quick requests), then is answered 503 with Retry-After. The cap is also kept at
+# most half the process's open-files limit, so sockets alone cannot exhaust the descriptors.
+MAX_CONNECTIONS = 512
+CONNECTION_EVICTABLE_AFTER_SECONDS = 1.0
+CONNECTION_PLACE_WAIT_SECONDS = 1.0
+# When accept() fails for lack of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), the
+# server waits this long before the next accept instead of retrying in a busy loop.
+ACCEPT_RETRY_SECONDS = 0.2
 # Executions accepted but not finished, per session and per pool; more are answered 429.
 MAX_QUEUED_EXECUTIONS_PER_SESSION = 32
 MAX_QUEUED_EXECUTIONS_PER_POOL = 256

@@ -4,10 +4,13 @@ api-version, routed by localpool.wire (resolve -> handler) and answered with its
 from __future__ import annotations
 
 import contextlib
+import errno
 import hmac
+import io
 import ipaddress
 import json
 import re
+import resource
 import shlex
 import socket
 import ssl
@@ -25,11 +28,18 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from localpool import wire
 from localpool.constants import (
+    ACCEPT_RETRY_SECONDS,
     BASE_PATH,
+    CONNECTION_EVICTABLE_AFTER_SECONDS,
+    CONNECTION_PLACE_WAIT_SECONDS,
     LISTEN_BACKLOG,
     LOCAL_POOL_NAME,
+    MAX_CONNECTIONS,
     MAX_REQUEST_BODY_BYTES,
     OPERATION_ID_PATTERN,
+    REQUEST_BODY_DEADLINE_SECONDS,
+    REQUEST_BODY_MIN_BYTES_PER_SECOND,
+    REQUEST_HEAD_DEADLINE_SECONDS,
     REQUEST_READ_TIMEOUT_SECONDS,
     RETRY_AFTER_SECONDS,
 )
@@ -52,6 +62,157 @@ MAX_UPLOAD_BODY_BYTES = wire.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES
 MAX_CHUNK_LINE_BYTES = 4096
 
 _OPERATION_ID = re.compile(OPERATION_ID_PATTERN)
+# accept() failing with these means the process (or system) is out of descriptors or buffers: the
+# pending connection stays queued, so retrying at once would only spin.
+_ACCEPT_STARVED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# A client that went away (or a connection cut by the server): nothing to answer, nothing to report.
+_CLIENT_GONE = (ConnectionError, TimeoutError, ssl.SSLError)
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """How long and how many connections the server serves (defaults and reasons in constants.py)."""
+
+    max_connections: int = MAX_CONNECTIONS
+    head_deadline_seconds: float = REQUEST_HEAD_DEADLINE_SECONDS
+    body_deadline_seconds: float = REQUEST_BODY_DEADLINE_SECONDS
+    body_min_bytes_per_second: float = REQUEST_BODY_MIN_BYTES_PER_SECOND
+    read_timeout_seconds: float = REQUEST_READ_TIMEOUT_SECONDS
+    evictable_after_seconds: float = CONNECTION_EVICTABLE_AFTER_SECONDS
+
+    def body_seconds(self, size: int) -> float:
+        """The total time allowed for a body of size bytes."""
+        return self.body_deadline_seconds + size / self.body_min_bytes_per_second
+
+
+def connection_capacity(max_connections: int) -> int:
+    """max_connections, lowered to half the open-files limit so that sockets alone cannot exhaust it."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return max_connections
+    return max(1, min(max_connections, soft // 2))
+
+
+class _Place:
+    """One admitted connection: the socket to cut, since when its current request head or body has
+    been arriving, and whether its thread is blocked reading from the client right now."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.accepted_at = time.monotonic()
+        # The TLS handshake and the first request head count from the accept; a slow client cannot
+        # reset this by sending a byte now and then.
+        self.phase_started = self.accepted_at
+        self.waiting = True
+        self.evicted = False
+
+
+class _Places:
+    """The connection cap: a bounded number of places; when full, the longest wait on a client gives way."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._free = threading.BoundedSemaphore(capacity)
+        self._lock = threading.Lock()
+        self._taken: dict[int, _Place] = {}  # by id() of the accepted socket
+
+    def admit(self, sock: socket.socket, evictable_after: float) -> bool:
+        """Take a place for sock, evicting a waiting connection if need be; False if none can be had."""
+        if not self._free.acquire(blocking=False):
+            # An evicted connection's thread wakes at once (its socket is shut down) and frees its
+            # place; without one to evict, an answer being sent may free one soon.
+            self._evict_longest_waiting(evictable_after)
+            if not self._free.acquire(timeout=CONNECTION_PLACE_WAIT_SECONDS):
+                return False
+        with self._lock:
+            self._taken[id(sock)] = _Place(sock)
+        return True
+
+    def find(self, sock: socket.socket) -> _Place | None:
+        """The place of an admitted socket."""
+        with self._lock:
+            return self._taken.get(id(sock))
+
+    def release(self, sock: socket.socket) -> None:
+        """Give back the place of sock (nothing if it never had one)."""
+        with self._lock:
+            place = self._taken.pop(id(sock), None)
+        if place is not None:
+            self._free.release()
+
+    def start_waiting(self, place: _Place) -> None:
+        """The connection's thread now blocks on its client (and may be evicted for a newcomer)."""
+        with self._lock:
+            place.waiting = True
+
+    def stop_waiting(self, place: _Place) -> bool:
+        """The read returned; True if the connection was evicted meanwhile."""
+        with self._lock:
+            place.waiting = False
+            return place.evicted
+
+    def _evict_longest_waiting(self, evictable_after: float) -> bool:
+        """Cut the connection blocked on a request head or body that began longest ago (and at least
+        evictable_after ago); a connection that is being answered is never cut."""
+        oldest = time.monotonic() - evictable_after
+        with self._lock:
+            waiting = [p for p in self._taken.values() if p.waiting and not p.evicted]
+            victim = min(waiting, key=lambda place: place.phase_started, default=None)
+            if victim is None or victim.phase_started > oldest:
+                return False
+            _cut(victim)
+        return True
+
+    def cut_all(self) -> None:
+        """End every connection (at server close: nobody waits for a slow client)."""
+        with self._lock:
+            for place in self._taken.values():
+                _cut(place)
+
+
+def _cut(place: _Place) -> None:
+    """Shut a connection's socket down: its thread's blocked read returns and the thread ends."""
+    place.evicted = True
+    with contextlib.suppress(OSError):
+        # socket.socket's own shutdown also for TLS: SSLSocket.shutdown would drop its SSL object
+        # under the thread that is using it.
+        socket.socket.shutdown(place.sock, socket.SHUT_RDWR)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The connection's bytes for the request parser, every read bounded by the current deadline.
+
+    A socket timeout alone bounds each read; a client sending one byte just before it expires would
+    keep its request open for ever. ``deadline`` (time.monotonic()) bounds the whole request head or
+    body instead; past it a read raises TimeoutError.
+    """
+
+    def __init__(self, sock: socket.socket, place: _Place, places: _Places, idle_seconds: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._place = place
+        self._places = places
+        self._idle_seconds = idle_seconds
+        self.deadline = place.accepted_at
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("The request did not arrive in time.")
+        self._sock.settimeout(min(remaining, self._idle_seconds))
+        self._places.start_waiting(self._place)
+        try:
+            received = self._sock.recv_into(buffer)
+        finally:
+            evicted = self._places.stop_waiting(self._place)
+            # Writes keep the per-operation timeout (a client that reads nothing of the answer).
+            self._sock.settimeout(self._idle_seconds)
+        if evicted:
+            raise ConnectionAbortedError("The connection was closed to make room for another.")
+        return received
 
 
 class ApiError(WireError):
@@ -69,7 +230,8 @@ def _echo(value: str) -> str:
 
 
 class PoolServer(ThreadingHTTPServer):
-    """A threaded HTTP server (one thread per connection) bound to a SessionManager."""
+    """A threaded HTTP server (one thread per connection, at most HttpLimits.max_connections) bound to a
+    SessionManager."""
 
     daemon_threads = True
     # Tests and benchmarks start and stop pools quickly.
@@ -85,12 +247,15 @@ class PoolServer(ThreadingHTTPServer):
         quiet: bool,
         loopback_only: bool,
         ssl_context: ssl.SSLContext | None = None,
+        limits: HttpLimits | None = None,
     ) -> None:
         """Bind to address (IPv6 when the host contains ':').
 
         loopback_only: answer only requests whose Host header names a loopback address (against
         DNS rebinding: a web page's own host name that resolves to 127.0.0.1 is refused).
-        ssl_context: serve HTTPS with it (the TLS handshake runs in the connection's own thread).
+        ssl_context: serve HTTPS with it (the TLS handshake runs in the connection's own thread, within
+        the head deadline).
+        limits: connection cap and deadlines (default: HttpLimits(), from constants.py).
         """
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
@@ -101,19 +266,111 @@ class PoolServer(ThreadingHTTPServer):
         self.ssl_context = ssl_context
         self.container_type: ContainerType = manager.runtime.container_type
         self.started_at = datetime.now(UTC)
+        self.limits = limits or HttpLimits()
+        self.places = _Places(connection_capacity(self.limits.max_connections))
+        self._serving = threading.local()  # the _Place of the connection a thread serves
+        self._accept_starved = False
         super().__init__(address, PoolRequestHandler)
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept a connection; out of descriptors, wait a little first (the connection stays queued)."""
+        try:
+            accepted = super().get_request()
+        except OSError as error:
+            if error.errno in _ACCEPT_STARVED:
+                if not self._accept_starved:
+                    self._accept_starved = True
+                    print(
+                        f"localpool: cannot accept connections ({error.strerror}); retrying every "
+                        f"{ACCEPT_RETRY_SECONDS:g} s until connections end.",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                time.sleep(ACCEPT_RETRY_SECONDS)
+            raise
+        if self._accept_starved:
+            self._accept_starved = False
+            print("localpool: accepting connections again.", file=sys.stderr, flush=True)
+        return accepted
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve the connection in a thread of its own if it gets a place under the cap; else refuse it."""
+        if not self.places.admit(request, self.limits.evictable_after_seconds):
+            self._refuse(request)
+            return
+        super().process_request(request, client_address)
+
+    def _refuse(self, request: socket.socket) -> None:
+        """Over the cap with nobody to evict: 503 with Retry-After (plain HTTP), and close; no thread."""
+        if self.ssl_context is None:
+            body = {
+                "error": {
+                    "code": "ServiceUnavailable",
+                    "message": f"The local pool is serving its limit of {self.places.capacity} connections; "
+                    f"retry after {RETRY_AFTER_SECONDS} s.",
+                }
+            }
+            payload = json.dumps(body).encode()
+            head = (
+                "HTTP/1.1 503 Service Unavailable\r\n"
+                "Content-Type: application/json; charset=utf-8\r\n"
+                f"Content-Length: {len(payload)}\r\n"
+                f"Retry-After: {RETRY_AFTER_SECONDS}\r\n"
+                "x-ms-error-code: ServiceUnavailable\r\n"
+                "Connection: close\r\n\r\n"
+            )
+            with contextlib.suppress(OSError):
+                # A fresh socket's send buffer takes these few hundred bytes whole: this never blocks.
+                request.setblocking(False)
+                request.send(head.encode() + payload)
+                request.shutdown(socket.SHUT_WR)
+                # Read what the client already sent, so closing does not reset the answer away.
+                request.recv(LINGER_CHUNK_BYTES)
+        self.shutdown_request(request)
+
+    def shutdown_request(self, request: Any) -> None:
+        """Close the connection and give back its place."""
+        try:
+            super().shutdown_request(request)
+        finally:
+            self.places.release(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Report a failure while serving a connection, unless the client simply went away."""
+        if isinstance(sys.exc_info()[1], _CLIENT_GONE):
+            return
+        super().handle_error(request, client_address)
+
+    def server_close(self) -> None:
+        """Stop listening, cut every open connection and wait for their threads."""
+        self.places.cut_all()
+        super().server_close()
+
+    def serving_place(self) -> _Place:
+        """The place of the connection the calling thread serves."""
+        return self._serving.place
+
     def finish_request(self, request: Any, client_address: Any) -> None:
-        """Serve one connection; with TLS, shake hands first (a failed handshake just ends it)."""
+        """Serve one connection; with TLS, shake hands first (a failed or late handshake just ends it)."""
+        place = self.places.find(request) or _Place(request)
+        self._serving.place = place
         if self.ssl_context is None:
             super().finish_request(request, client_address)
             return
-        request.settimeout(REQUEST_READ_TIMEOUT_SECONDS)
+        remaining = place.accepted_at + self.limits.head_deadline_seconds - time.monotonic()
         try:
-            secure = self.ssl_context.wrap_socket(request, server_side=True)
+            if remaining <= 0:
+                return
+            # The handshake as a whole must end by the head deadline (CPython's timeout spans it).
+            request.settimeout(remaining)
+            secure = self.ssl_context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+            place.sock = secure
+            secure.do_handshake()
         except (ssl.SSLError, OSError):
             return
         with secure:
+            if self.places.stop_waiting(place):
+                return
             super().finish_request(secure, client_address)
 
 
@@ -124,8 +381,34 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: warm round trips skip the TCP handshake
     # Without TCP_NODELAY the header and body writes meet Nagle + delayed ACK: ~40 ms per request.
     disable_nagle_algorithm = True
-    # A silent client (half-sent headers or body, or an idle keep-alive) loses its connection.
+    # A silent client (half-sent headers or body, or an idle keep-alive) loses its connection; the
+    # deadlines of _DeadlineReader bound a whole request head or body.
     timeout = REQUEST_READ_TIMEOUT_SECONDS
+
+    def setup(self) -> None:
+        """Read requests through a _DeadlineReader (head deadline counted from the accept)."""
+        limits = self.server.limits
+        self.timeout = limits.read_timeout_seconds
+        super().setup()
+        self.rfile.close()  # the plain reader made by setup(); the socket stays open
+        place = self._place = self.server.serving_place()
+        self._reader = _DeadlineReader(self.connection, place, self.server.places, limits.read_timeout_seconds)
+        self._reader.deadline = place.accepted_at + limits.head_deadline_seconds
+        self._requests_started = 0
+        self.rfile = io.BufferedReader(self._reader)
+
+    def handle_one_request(self) -> None:
+        """Read and answer one request; the next request's head has its own deadline from now."""
+        if self._requests_started:
+            self._place.phase_started = time.monotonic()
+            self._reader.deadline = self._place.phase_started + self.server.limits.head_deadline_seconds
+        self._requests_started += 1
+        super().handle_one_request()
+
+    def _start_body(self, size: int) -> None:
+        """The body (size bytes, or at most size when chunked) must arrive within its own deadline."""
+        self._place.phase_started = time.monotonic()
+        self._reader.deadline = self._place.phase_started + self.server.limits.body_seconds(size)
 
     def version_string(self) -> str:
         """The Server header."""
@@ -177,20 +460,39 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         self._body_read = False
         try:
-            self._handle(method)
-        except WireError as error:
-            headers = {**error.headers, **getattr(error, "extra_headers", {})}
-            self._send_json(error.status, error.body, headers)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True  # the client left (e.g. during a download): nobody to answer
-        except Exception as error:
-            traceback.print_exc(file=sys.stderr)
-            failure = WireError(
-                500,
-                "InternalServerError",
-                f"The local pool failed to handle the request ({type(error).__name__}: {error}).",
-            )
-            self._send_json(failure.status, failure.body, failure.headers)
+            try:
+                self._handle(method)
+            except WireError as error:
+                headers = {**error.headers, **getattr(error, "extra_headers", {})}
+                self._send_json(error.status, error.body, headers)
+            except TimeoutError:
+                self._body_timed_out()
+            except (ConnectionError, ssl.SSLError):
+                raise
+            except Exception as error:
+                traceback.print_exc(file=sys.stderr)
+                failure = WireError(
+                    500,
+                    "InternalServerError",
+                    f"The local pool failed to handle the request ({type(error).__name__}: {error}).",
+                )
+                self._send_json(failure.status, failure.body, failure.headers)
+        except _CLIENT_GONE:
+            # The client left (e.g. during a download or before its error answer): nobody to answer.
+            self.close_connection = True
+
+    def _body_timed_out(self) -> None:
+        """The body was not sent within its deadline: 408, and the rest of it is never read."""
+        self.close_connection = True
+        self._body_read = True
+        limits = self.server.limits
+        failure = ApiError(
+            HTTPStatus.REQUEST_TIMEOUT,
+            "RequestTimeout",
+            f"The request body did not arrive in time: the local pool allows {limits.body_deadline_seconds:g} s "
+            f"plus 1 s per {limits.body_min_bytes_per_second:g} bytes for a body.",
+        )
+        self._send_json(failure.status, failure.body, failure.headers)
 
     def _start_response(self, status: int, content_type: str | None, length: int, headers: Mapping[str, str]) -> None:
         self._discard_unread_body()
@@ -234,6 +536,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if 0 < size <= MAX_REQUEST_BODY_BYTES:
+            self._start_body(size)
             self.rfile.read(size)
         elif size != 0:
             self.close_connection = True
@@ -256,6 +559,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
             )
         if encoding:
             self._body_read = True
+            self._start_body(limit)
             yield from self._chunked_body(limit, too_large)
             return
         length = self.headers.get("Content-Length")
@@ -277,6 +581,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
             self._linger = True
             raise too_large(size)
         self._body_read = True
+        self._start_body(size)
         remaining = size
         while remaining:
             piece = self.rfile.read(min(remaining, IO_CHUNK_BYTES))

@@ -432,40 +432,41 @@ def _production_stack_validation(
     return validate
 
 
-def _production_stack_pair(name: str, description: str, check: StackCheck) -> list[StackValidationPolicy]:
+def _mandatory_and_advisory(
+    policy_class: type[ResourceValidationPolicy] | type[StackValidationPolicy],
+    name: str,
+    description: str,
+    validation_for: Callable[[bool], Callable[..., None]],
+) -> list[Any]:
     """Build `<name>` (mandatory, production stacks) and `<name>-advisory` (advisory, other stacks)."""
     return [
-        StackValidationPolicy(
+        policy_class(
             name=name,
             description=f"{description} (production stacks).",
-            validate=_production_stack_validation(check, production=True),
+            validate=validation_for(True),
             enforcement_level=EnforcementLevel.MANDATORY,
         ),
-        StackValidationPolicy(
+        policy_class(
             name=f"{name}-advisory",
             description=f"{description} (advisory outside production).",
-            validate=_production_stack_validation(check, production=False),
+            validate=validation_for(False),
             enforcement_level=EnforcementLevel.ADVISORY,
         ),
     ]
+
+
+def _production_stack_pair(name: str, description: str, check: StackCheck) -> list[StackValidationPolicy]:
+    """A stack policy pair: mandatory on production stacks, advisory elsewhere."""
+    return _mandatory_and_advisory(
+        StackValidationPolicy, name, description, lambda prod: _production_stack_validation(check, production=prod)
+    )
 
 
 def _production_pair(name: str, description: str, check: Check) -> list[ResourceValidationPolicy]:
-    """Build `<name>` (mandatory, production stacks) and `<name>-advisory` (advisory, other stacks)."""
-    return [
-        ResourceValidationPolicy(
-            name=name,
-            description=f"{description} (production stacks).",
-            validate=_production_validation(check, production=True),
-            enforcement_level=EnforcementLevel.MANDATORY,
-        ),
-        ResourceValidationPolicy(
-            name=f"{name}-advisory",
-            description=f"{description} (advisory outside production).",
-            validate=_production_validation(check, production=False),
-            enforcement_level=EnforcementLevel.ADVISORY,
-        ),
-    ]
+    """A resource policy pair: mandatory on production stacks, advisory elsewhere."""
+    return _mandatory_and_advisory(
+        ResourceValidationPolicy, name, description, lambda prod: _production_validation(check, production=prod)
+    )
 
 
 session_executor_role_only = ResourceValidationPolicy(

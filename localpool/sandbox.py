@@ -13,8 +13,9 @@ new user, PID, IPC, UTS, mount and (unless egress is enabled) network namespaces
 - when the server runs as root, bwrap itself is started as nobody too, so session code never maps
   to root on the host.
 
-The total size of the session directory is enforced by the server (SessionManager measures it),
-so it stays a plain host directory that the server can read and write (the files API).
+The total size of the session directory is enforced by the server (localpool/disk.py measures it),
+so it stays a plain host directory that outlives each sandbox and that the server can read and write
+(the files API).
 """
 
 from __future__ import annotations
@@ -236,25 +237,3 @@ class Sandbox:
             elif os.path.isdir(path):
                 args += ["--ro-bind", path, path]
         return args
-
-
-def directory_usage(path: Path, max_entries: int) -> tuple[int, int]:
-    """(bytes allocated on disk, entries) under path, without following links; stops past max_entries."""
-    used = 0
-    entries = 0
-    pending = [path]
-    while pending and entries <= max_entries:
-        try:
-            with os.scandir(pending.pop()) as listing:
-                for entry in listing:
-                    entries += 1
-                    try:
-                        stat = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    used += stat.st_blocks * 512
-                    if entry.is_dir(follow_symlinks=False):
-                        pending.append(Path(entry.path))
-        except OSError:
-            continue
-    return used, entries

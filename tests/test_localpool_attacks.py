@@ -210,6 +210,43 @@ def test_disk_fill_ends_the_session_and_frees_its_files(client: PoolClient, pool
     assert_still_serving(pool.endpoint)
 
 
+# Written, then held while the pool measures: the execution waits long enough for several checks.
+_HOLD_THEN_WAIT = """
+const fs = require('fs');
+globalThis.kept = [];
+const chunk = Buffer.alloc(%d * 1024 * 1024, 1);
+%s
+new Promise((resolve) => setTimeout(() => resolve('still alive'), 5000))
+"""
+
+
+@pytest.mark.parametrize(
+    "hide",
+    [
+        # Files unlinked while held open are gone from the directory but still take the disk.
+        """for (let i = 0; i < 3; i++) {
+             const fd = fs.openSync('u' + i, 'w'); fs.unlinkSync('u' + i); fs.writeSync(fd, chunk); kept.push(fd);
+           }""",
+        # A path just short of PATH_MAX inside (/mnt/data + 16 x 251 + 61 characters) but longer on the
+        # host, where the session directory's own path comes on top: a walk by host paths misses it.
+        """let dir = '.';
+           for (let i = 0; i < 16; i++) {
+             dir += '/' + 'd'.repeat(250); fs.mkdirSync(dir); process.chdir(dir); dir = '.';
+           }
+           for (let i = 0; i < 3; i++) fs.writeFileSync('f'.repeat(60) + i, chunk);""",
+    ],
+    ids=["deleted-but-open", "path-beyond-path-max"],
+)
+def test_hidden_disk_use_ends_the_session(client: PoolClient, pool: LocalPool, hide: str) -> None:
+    identifier = new_identifier("hide")
+    # Three files of most of the limit each: together well over it, each one under it (RLIMIT_FSIZE).
+    chunk_mb = SMALL_DISK_MB // 2
+    body = client.run(identifier, _HOLD_THEN_WAIT % (chunk_mb, hide), timeoutInSeconds=20)
+    assert body["status"] == STATUS_FAILED, body
+    assert body["error"]["error"]["code"] == "SessionDiskLimitExceeded", body
+    assert_still_serving(pool.endpoint)
+
+
 def test_the_private_tmp_is_small(client: PoolClient, pool: LocalPool) -> None:
     code = """
         try {

@@ -7,7 +7,8 @@ new user, PID, IPC, UTS, mount and (unless egress is enabled) network namespaces
 - read-only: /usr (and the /bin, /lib* links or directories of the host) plus the runtime's own binds;
 - writable: the session directory, bind-mounted at /mnt/data, and a private size-limited /tmp;
 - nothing else: no home, no checkout, no host /tmp, no host sockets, no host /proc, no /etc
-  (except the resolver files when egress is enabled);
+  (except the resolver files when egress is enabled); the sandbox's own /proc has the host-wide
+  files that describe the host (/proc/sys, cmdline, kallsyms, modules, keys, timers) emptied;
 - runs as nobody (uid 65534) inside, with resource limits set by prlimit(1) once inside the new
   user namespace (so the process count is the sandbox's own, not the host user's);
 - when the server runs as root, bwrap itself is started as nobody too, so session code never maps
@@ -52,6 +53,12 @@ SANDBOX_TMP = "/tmp"  # noqa: S108
 _SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # What name resolution and TLS need when the sandbox shares the host's network.
 _NETWORK_FILES = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/ssl", "/etc/ca-certificates")
+# Host-wide files of the sandbox's fresh /proc that tell session code about the host (its boot
+# command line, kernel symbols and modules, keys, timers): each is covered by an empty /dev/null.
+_MASKED_PROC_FILES = ("cmdline", "kallsyms", "modules", "keys", "key-users", "timer_list", "sched_debug", "kcore")
+# The host's kernel settings (/proc/sys, read-only in bwrap's /proc) are hidden by an empty read-only tmpfs.
+_PROC_SYS = "/proc/sys"
+_EMPTY_TMPFS_BYTES = 4096
 _PROBE_TIMEOUT_SECONDS = 10.0
 # bwrap's words when the kernel refuses it a user namespace (sysctl, AppArmor, seccomp of a container).
 _USERNS_REFUSALS = ("user namespace", "uid map", "permission denied", "operation not permitted", "no permissions")
@@ -180,9 +187,13 @@ class Sandbox:
         if self.egress:
             for path in _NETWORK_FILES:
                 args += ["--ro-bind-try", path, path]
+        args += ["--proc", "/proc"]
+        for name in _MASKED_PROC_FILES:
+            # The sandbox's /proc is the same kernel's: a file missing on the host is missing inside.
+            if os.path.exists(f"/proc/{name}"):
+                args += ["--dev-bind", "/dev/null", f"/proc/{name}"]
+        args += ["--size", str(_EMPTY_TMPFS_BYTES), "--perms", "0555", "--tmpfs", _PROC_SYS]
         args += [
-            "--proc",
-            "/proc",
             "--dev",
             "/dev",
             "--size",
@@ -205,7 +216,7 @@ class Sandbox:
         ]
         # bwrap's root and /dev are memory-backed and writable by the sandbox's user: made read-only,
         # so the only writable places are /mnt/data and the size-limited /tmp.
-        args += ["--remount-ro", "/dev", "--remount-ro", "/"]
+        args += ["--remount-ro", "/dev", "--remount-ro", "/", "--remount-ro", _PROC_SYS]
         for name, value in {"HOME": SESSION_MOUNT_POINT, "TMPDIR": SANDBOX_TMP, **runtime.env}.items():
             args += ["--setenv", name, value]
         return [*args, "--", PRLIMIT, *self.limits.prlimit_args(), "--", *runtime.argv]

@@ -76,6 +76,18 @@ def test_the_sandbox_sees_only_the_system_its_directory_and_a_private_tmp(sessio
     assert (session_dir / "out.txt").read_text() == "data\n"
 
 
+def test_the_sandbox_proc_does_not_describe_the_host(session_dir: Path) -> None:
+    script = (
+        "for f in /proc/cmdline /proc/kallsyms /proc/modules; do echo $f $(head -c 4096 $f 2>/dev/null | wc -c); done; "
+        "echo sys $(ls -A /proc/sys | wc -l); (echo 1 > /proc/sys/x) 2>/dev/null && echo wrote-sys; true"
+    )
+    completed = shell(script, session_dir)
+    assert completed.returncode == 0, completed.stderr
+    # The host has them (the check could otherwise pass on a kernel without them).
+    assert Path("/proc/cmdline").read_text() and os.listdir("/proc/sys")
+    assert completed.stdout.splitlines() == ["/proc/cmdline 0", "/proc/kallsyms 0", "/proc/modules 0", "sys 0"]
+
+
 def _extra_roots() -> list[str]:
     """Top-level system links or directories the host has beyond /bin, /lib and /lib64."""
     return [name for name in ("sbin", "lib32", "libx32") if os.path.lexists(f"/{name}")]

@@ -13,14 +13,14 @@ import mimetypes
 import os
 import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from localpool.sandbox import directory_usage
+from localpool.disk import directory_usage
 from localpool.wire import FILES_ROOT, MAX_UPLOAD_BYTES, FileInfo, WireError, upload_too_large
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -113,11 +113,25 @@ def _info(entry: _Entry) -> FileInfo:
 class SessionFiles:
     """The files of one session directory (the host side of /mnt/data)."""
 
-    def __init__(self, root: Path, *, owner: tuple[int, int] | None, disk_limit_bytes: int) -> None:
-        """root: the session directory; owner: (uid, gid) new files get (the sandbox's user), if any."""
+    def __init__(
+        self,
+        root: Path,
+        *,
+        owner: tuple[int, int] | None,
+        disk_limit_bytes: int,
+        held_bytes: Callable[[], int] | None = None,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        """root: the session directory; owner: (uid, gid) new files get (the sandbox's user), if any.
+
+        held_bytes: what the session's sandbox holds besides the directory (files it keeps open after
+        deleting them); on_change: told when an upload changed the directory.
+        """
         self.root = root
         self.owner = owner
         self.disk_limit_bytes = disk_limit_bytes
+        self._held_bytes = held_bytes
+        self.on_change = on_change
 
     @contextlib.contextmanager
     def _directory(self, parts: list[str], *, create: bool = False) -> Iterator[int]:
@@ -221,8 +235,14 @@ class SessionFiles:
                 raise file_not_found("/".join([*parts, leaf])) from error
 
     def used_bytes(self) -> int:
-        """Bytes the session's files take on disk (links not followed)."""
-        return directory_usage(self.root, MAX_COUNTED_ENTRIES)[0]
+        """Bytes the session's files take on disk (links not followed), plus what its sandbox holds deleted.
+
+        A directory that cannot be measured completely counts as full (413 to any upload).
+        """
+        usage = directory_usage(self.root, MAX_COUNTED_ENTRIES)
+        if usage.problem:
+            return self.disk_limit_bytes
+        return usage.used_bytes + (self._held_bytes() if self._held_bytes is not None else 0)
 
     def writer(self, filename: str, path: str | None = None) -> Upload:
         """Start writing an uploaded file; call Upload.write() with its bytes, then commit() or abort()."""
@@ -270,6 +290,8 @@ class Upload:
         info = os.stat(self.name, dir_fd=self._dir_fd, follow_symlinks=False)
         os.close(self._dir_fd)
         self._dir_fd = -1
+        if self.files.on_change is not None:
+            self.files.on_change()
         return _info(_Entry(self.name, "/".join(self.parts), info))
 
     def abort(self) -> None:

@@ -160,7 +160,11 @@ class Interpreter:
         self._eof = False
         self._stderr_tail = bytearray()
         self._stderr_lock = threading.Lock()
-        command = sandbox.command(runtime.command(workdir, stream_max_chars, sandbox.enabled, runner), workdir)
+        # EgressEnabled: the sandbox's own network namespace gets outbound-only user-mode networking.
+        self._network = sandbox.network()
+        command = sandbox.command(
+            runtime.command(workdir, stream_max_chars, sandbox.enabled, runner), workdir, self._network
+        )
         # Without a sandbox, a minimal environment: untrusted code must not see the server's variables.
         env = {"PATH": os.defpath, "HOME": str(workdir), "TMPDIR": str(workdir), "LANG": "C.UTF-8"}
         try:
@@ -174,10 +178,20 @@ class Interpreter:
                 stderr=subprocess.PIPE,
                 start_new_session=True,  # its own process group, so a kill reaches everything
                 close_fds=True,
+                pass_fds=self._network.pass_fds if self._network is not None else (),
                 **sandbox.popen_user(),
             ).result()
         except OSError as error:
+            if self._network is not None:
+                self._network.close()
             raise InterpreterError(f"The session sandbox could not be started: {error}.") from error
+        if self._network is not None:
+            try:
+                # Before the runner gets its frame marker: no session code runs without its network.
+                self._network.attach()
+            except RuntimeError as error:
+                self.close()
+                raise InterpreterError(f"The session sandbox's network could not be set up: {error}.") from error
         assert self._process.stdout is not None and self._process.stderr is not None
         threading.Thread(target=self._read_messages, args=(self._process.stdout,), daemon=True).start()
         threading.Thread(target=self._read_stderr, args=(self._process.stderr,), daemon=True).start()
@@ -332,6 +346,8 @@ class Interpreter:
                 os.killpg(self._process.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._process.wait(timeout=PROCESS_STOP_GRACE_SECONDS)
+        if self._network is not None:
+            self._network.close()
         # Only stdin: the reader threads close stdout/stderr when they reach end-of-file, and
         # closing a stream another thread is reading would block on its lock.
         if self._process.stdin is not None:

@@ -2,26 +2,36 @@
 
 A runtime (NodeLTS today) describes itself as a RuntimeCommand: the command line to run inside,
 the host paths it needs read-only and its environment. Sandbox.command() wraps that in bwrap with
-new user, PID, IPC, UTS, mount and (unless egress is enabled) network namespaces:
+new user, PID, IPC, UTS, mount and network namespaces:
 
 - read-only: /usr (and the /bin, /lib* links or directories of the host) plus the runtime's own binds;
 - writable: the session directory, bind-mounted at /mnt/data, and a private size-limited /tmp;
+- network: none but its own loopback; with egress enabled, outbound connections through
+  slirp4netns (user-mode NAT attached to the sandbox's own namespace: no host loopback, no host
+  abstract Unix sockets, no port reachable from outside);
 - nothing else: no home, no checkout, no host /tmp, no host sockets, no host /proc, no /etc
-  (except the resolver files when egress is enabled);
+  (except the resolver files when egress is enabled); the sandbox's own /proc has the host-wide
+  files that describe the host (/proc/sys, cmdline, kallsyms, modules, keys, timers) emptied;
 - runs as nobody (uid 65534) inside, with resource limits set by prlimit(1) once inside the new
   user namespace (so the process count is the sandbox's own, not the host user's);
 - when the server runs as root, bwrap itself is started as nobody too, so session code never maps
   to root on the host.
 
-The total size of the session directory is enforced by the server (SessionManager measures it),
-so it stays a plain host directory that the server can read and write (the files API).
+The total size of the session directory is enforced by the server (localpool/disk.py measures it),
+so it stays a plain host directory that outlives each sandbox and that the server can read and write
+(the files API).
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import select
 import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +50,7 @@ from localpool.constants import (
     SANDBOX_UID,
     SESSION_MOUNT_POINT,
     SESSION_TMP_BYTES,
+    SLIRP4NETNS_INSTALL_COMMAND,
     USERNS_FIX_COMMAND,
 )
 
@@ -49,8 +60,28 @@ PRLIMIT = "/usr/bin/prlimit"
 SANDBOX_TMP = "/tmp"  # noqa: S108
 # Top-level host paths that are links into /usr on merged-/usr systems, directories elsewhere.
 _SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-# What name resolution and TLS need when the sandbox shares the host's network.
-_NETWORK_FILES = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/ssl", "/etc/ca-certificates")
+SLIRP4NETNS = "slirp4netns"
+# What name resolution and TLS need when egress is enabled (resolv.conf is the sandbox's own, below).
+_NETWORK_FILES = ("/etc/hosts", "/etc/nsswitch.conf", "/etc/ssl", "/etc/ca-certificates")
+_RESOLV_CONF = "/etc/resolv.conf"
+# slirp4netns's built-in DNS forwarder in its default network 10.0.2.0/24 (the sandbox is 10.0.2.100).
+SLIRP_DNS = "10.0.2.3"
+SLIRP_TAP = "tap0"
+# The largest MTU slirp4netns allows: fewer, larger packets through the user-mode stack.
+_SLIRP_MTU = 65520
+# How long bwrap may take to report its namespaces and slirp4netns to configure the network.
+_NETWORK_START_TIMEOUT_SECONDS = 10.0
+_INFO_MAX_BYTES = 4096
+# util-linux unshare(1): a new mount namespace with every mount made private.
+# ioctl(2) on a namespace descriptor: a descriptor of the user namespace that owns it (linux/nsfs.h).
+_NS_GET_USERNS = 0xB701
+_PRIVATE_MOUNTS = ("/usr/bin/unshare", "--mount", "--propagation", "private", "--")
+# Host-wide files of the sandbox's fresh /proc that tell session code about the host (its boot
+# command line, kernel symbols and modules, keys, timers): each is covered by an empty /dev/null.
+_MASKED_PROC_FILES = ("cmdline", "kallsyms", "modules", "keys", "key-users", "timer_list", "sched_debug", "kcore")
+# The host's kernel settings (/proc/sys, read-only in bwrap's /proc) are hidden by an empty read-only tmpfs.
+_PROC_SYS = "/proc/sys"
+_EMPTY_TMPFS_BYTES = 4096
 _PROBE_TIMEOUT_SECONDS = 10.0
 # bwrap's words when the kernel refuses it a user namespace (sysctl, AppArmor, seccomp of a container).
 _USERNS_REFUSALS = ("user namespace", "uid map", "permission denied", "operation not permitted", "no permissions")
@@ -58,6 +89,129 @@ _USERNS_REFUSALS = ("user namespace", "uid map", "permission denied", "operation
 
 class SandboxUnavailableError(RuntimeError):
     """bubblewrap is missing or cannot create namespaces here; the message names the fix."""
+
+
+class UserNetwork:
+    """The outbound-only network of an EgressEnabled sandbox: slirp4netns attached to its namespace.
+
+    Made before bwrap starts (the descriptors bwrap inherits), attached once it runs (attach()),
+    closed with the sandbox (close(): slirp4netns also exits when the pool does, by its exit fd).
+    """
+
+    def __init__(self, slirp4netns: str) -> None:
+        """Create the pipes bwrap reports its namespaces on and reads the sandbox's resolv.conf from."""
+        self._slirp4netns = slirp4netns
+        self._info_read, self.info_fd = os.pipe()
+        self.resolv_fd, resolv_write = os.pipe()
+        os.write(resolv_write, f"nameserver {SLIRP_DNS}\n".encode())
+        os.close(resolv_write)
+        self._exit_read, self._exit_write = os.pipe()
+        self._process: subprocess.Popen[bytes] | None = None
+        # close() can come from a request thread and the reaper at once: descriptors are closed once.
+        self._lock = threading.Lock()
+
+    @property
+    def pass_fds(self) -> tuple[int, int]:
+        """The descriptors bwrap must inherit."""
+        return self.info_fd, self.resolv_fd
+
+    def bwrap_args(self) -> list[str]:
+        """bwrap options: report the namespaces on info_fd; /etc/resolv.conf names slirp4netns's DNS."""
+        return ["--info-fd", str(self.info_fd), "--ro-bind-data", str(self.resolv_fd), _RESOLV_CONF]
+
+    def attach(self) -> None:
+        """Start slirp4netns on the running sandbox's network namespace; RuntimeError if it cannot."""
+        os.close(self.info_fd)
+        os.close(self.resolv_fd)
+        self.info_fd = self.resolv_fd = -1
+        deadline = time.monotonic() + _NETWORK_START_TIMEOUT_SECONDS
+        info = b""
+        while not info.rstrip().endswith(b"}") and len(info) < _INFO_MAX_BYTES:
+            if not select.select([self._info_read], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                break
+            chunk = os.read(self._info_read, _INFO_MAX_BYTES)
+            if not chunk:
+                break
+            info += chunk
+        try:
+            child = int(json.loads(info)["child-pid"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise RuntimeError("bwrap did not report the sandbox's process id") from error
+        ready_read, ready_write = os.pipe()
+        # When the pool runs as root, slirp4netns runs as root too (it opens /dev/net/tun), confined by
+        # its own --enable-sandbox and --enable-seccomp, in a mount namespace of its own whose mounts are
+        # private first: its sandbox unmounts the old root, which must not reach the host's shared
+        # mounts (it would unmount every /run/netns entry). Otherwise it joins the sandbox's user namespace.
+        # The network namespace is reached by a descriptor (no pid reuse race); a non-root slirp4netns
+        # joins the user namespace that owns it (NS_GET_USERNS), not bwrap's nested one for
+        # --disable-userns, where it would have no rights over the network namespace.
+        netns = os.open(f"/proc/{child}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        passed = [netns]
+        prefix: list[str] = []
+        userns: list[str] = []
+        if os.geteuid() == 0:
+            prefix = [*_PRIVATE_MOUNTS]
+        else:
+            owner = fcntl.ioctl(netns, _NS_GET_USERNS)
+            passed.append(owner)
+            userns = [f"--userns-path=/proc/self/fd/{owner}"]
+        command = [
+            *prefix,
+            self._slirp4netns,
+            *userns,
+            "--configure",
+            f"--mtu={_SLIRP_MTU}",
+            "--disable-host-loopback",
+            "--enable-sandbox",
+            "--enable-seccomp",
+            f"--exit-fd={self._exit_read}",
+            f"--ready-fd={ready_write}",
+            "--netns-type=path",
+            f"/proc/self/fd/{netns}",
+            SLIRP_TAP,
+        ]
+        try:
+            self._process = subprocess.Popen(  # noqa: S603 - fixed argument list
+                command,
+                pass_fds=(self._exit_read, ready_write, *passed),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        finally:
+            os.close(ready_write)
+            for fd in passed:
+                os.close(fd)
+        try:
+            ready = select.select([ready_read], [], [], max(0.0, deadline - time.monotonic()))[0]
+            if not ready or os.read(ready_read, 1) != b"1":
+                said = b""
+                if self._process.poll() is not None and self._process.stderr is not None:
+                    said = self._process.stderr.read()[-500:]
+                told = said.decode(errors="replace").strip() or "no message"
+                raise RuntimeError(f"slirp4netns did not configure the network ({told})")
+        finally:
+            os.close(ready_read)
+        # Its stderr is not read any more: slirp4netns writes little, and nothing once running.
+        if self._process.stderr is not None:
+            self._process.stderr.close()
+
+    def close(self) -> None:
+        """Stop slirp4netns and close every descriptor."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        for fd in (self.info_fd, self.resolv_fd, self._info_read, self._exit_write, self._exit_read):
+            if fd >= 0:
+                os.close(fd)
+        self.info_fd = self.resolv_fd = self._info_read = self._exit_write = self._exit_read = -1
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+            self._process.wait()
+            self._process = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +266,11 @@ class Sandbox:
     egress: bool = False
     enabled: bool = True
     bwrap: str = BWRAP
+    slirp4netns: str = SLIRP4NETNS
+
+    def network(self) -> UserNetwork | None:
+        """The user-mode network a new sandbox needs (EgressEnabled), or None."""
+        return UserNetwork(self.slirp4netns) if self.enabled and self.egress else None
 
     @property
     def drops_root(self) -> bool:
@@ -130,6 +289,11 @@ class Sandbox:
             raise SandboxUnavailableError(
                 f"bubblewrap (bwrap) is not installed, and the local pool runs session code only inside "
                 f"its sandbox: install it with '{BWRAP_INSTALL_COMMAND}' (as root)."
+            )
+        if self.egress and shutil.which(self.slirp4netns) is None:
+            raise SandboxUnavailableError(
+                "EgressEnabled sessions get their own outbound-only network from slirp4netns, which is not "
+                f"installed: install it with '{SLIRP4NETNS_INSTALL_COMMAND}' (as root)."
             )
         binds = ["--ro-bind", str(directory), SESSION_MOUNT_POINT] if directory is not None else []
         probe = [found, *self._namespace_args(), *self._system_binds(), *binds, "--", "/usr/bin/true"]
@@ -171,17 +335,25 @@ class Sandbox:
             # The pool's root: nobody may pass through it to its own session directory, not list it.
             path.chmod(0o711)
 
-    def command(self, runtime: RuntimeCommand, session_dir: Path) -> list[str]:
-        """The full command line running runtime in a sandbox with session_dir at /mnt/data."""
+    def command(self, runtime: RuntimeCommand, session_dir: Path, network: UserNetwork | None = None) -> list[str]:
+        """The full command line running runtime in a sandbox with session_dir at /mnt/data.
+
+        network: the sandbox's user-mode network (from network()), when egress is enabled.
+        """
         if not self.enabled:
             return list(runtime.argv)
         args = [self.bwrap, *self._namespace_args(), *self._system_binds()]
-        if self.egress:
+        if network is not None:
             for path in _NETWORK_FILES:
                 args += ["--ro-bind-try", path, path]
+            args += network.bwrap_args()
+        args += ["--proc", "/proc"]
+        for name in _MASKED_PROC_FILES:
+            # The sandbox's /proc is the same kernel's: a file missing on the host is missing inside.
+            if os.path.exists(f"/proc/{name}"):
+                args += ["--dev-bind", "/dev/null", f"/proc/{name}"]
+        args += ["--size", str(_EMPTY_TMPFS_BYTES), "--perms", "0555", "--tmpfs", _PROC_SYS]
         args += [
-            "--proc",
-            "/proc",
             "--dev",
             "/dev",
             "--size",
@@ -204,7 +376,7 @@ class Sandbox:
         ]
         # bwrap's root and /dev are memory-backed and writable by the sandbox's user: made read-only,
         # so the only writable places are /mnt/data and the size-limited /tmp.
-        args += ["--remount-ro", "/dev", "--remount-ro", "/"]
+        args += ["--remount-ro", "/dev", "--remount-ro", "/", "--remount-ro", _PROC_SYS]
         for name, value in {"HOME": SESSION_MOUNT_POINT, "TMPDIR": SANDBOX_TMP, **runtime.env}.items():
             args += ["--setenv", name, value]
         return [*args, "--", PRLIMIT, *self.limits.prlimit_args(), "--", *runtime.argv]
@@ -223,8 +395,6 @@ class Sandbox:
             "--hostname",
             SANDBOX_HOSTNAME,
         ]
-        if self.egress:
-            args.append("--share-net")
         return args
 
     @staticmethod
@@ -236,25 +406,3 @@ class Sandbox:
             elif os.path.isdir(path):
                 args += ["--ro-bind", path, path]
         return args
-
-
-def directory_usage(path: Path, max_entries: int) -> tuple[int, int]:
-    """(bytes allocated on disk, entries) under path, without following links; stops past max_entries."""
-    used = 0
-    entries = 0
-    pending = [path]
-    while pending and entries <= max_entries:
-        try:
-            with os.scandir(pending.pop()) as listing:
-                for entry in listing:
-                    entries += 1
-                    try:
-                        stat = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    used += stat.st_blocks * 512
-                    if entry.is_dir(follow_symlinks=False):
-                        pending.append(Path(entry.path))
-        except OSError:
-            continue
-    return used, entries

@@ -4,6 +4,7 @@ after a cooldown or on request (DELETE session)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 import threading
@@ -28,9 +29,10 @@ from localpool.constants import (
     SESSION_HEAP_MB,
     SESSION_MOUNT_POINT,
 )
+from localpool.disk import activity, directory_usage, held_deleted_bytes, sandbox_processes
 from localpool.files import SessionFiles
 from localpool.interpreter import Interpreter, InterpreterError, RunOutcome, Runtime
-from localpool.sandbox import Sandbox, directory_usage
+from localpool.sandbox import Sandbox
 from localpool.wire import DEFAULT_OUTPUT_STREAMS_MAX_LENGTH as OUTPUT_STREAM_MAX_CHARS
 from localpool.wire import UNFINISHED_STATUSES as PENDING_STATUSES
 from localpool.wire import ExecutionStatus, SessionInfo
@@ -170,6 +172,9 @@ class Session:
     accessed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     # "The ETag of the session, representing the underlying container ID": one per sandbox directory.
     etag: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # What the sandbox's threads had run when its disk use was last measured within the limit
+    # (None: measure at the next check, e.g. after an upload).
+    disk_checked: tuple[tuple[int, int], ...] | None = None
 
     def record(self, execution: Execution) -> None:
         """Remember an execution for GET /executions/<id>, forgetting the oldest finished ones."""
@@ -299,7 +304,70 @@ class SessionManager:
     def files(self, session: Session) -> SessionFiles:
         """The session's /mnt/data as the server reads and writes it (new files owned by the sandbox's user)."""
         owner = (SANDBOX_UID, SANDBOX_GID) if self.sandbox.drops_root else None
-        return SessionFiles(session.workdir, owner=owner, disk_limit_bytes=self.sandbox.limits.disk_bytes)
+
+        def changed() -> None:
+            session.disk_checked = None
+
+        return SessionFiles(
+            session.workdir,
+            owner=owner,
+            disk_limit_bytes=self.sandbox.limits.disk_bytes,
+            held_bytes=lambda: self._held_bytes(session),
+            on_change=changed,
+        )
+
+    def _sandbox_pids(self, session: Session) -> tuple[list[int], int | None]:
+        """(every process of the session's sandbox, the one that may be unreadable: bwrap itself)."""
+        interpreter = session.interpreter
+        if interpreter is None or not interpreter.alive:
+            return [], None
+        return sandbox_processes(interpreter.pid), interpreter.pid if self.sandbox.enabled else None
+
+    def _held_bytes(self, session: Session) -> int:
+        """Bytes of files the session's sandbox keeps open or mapped after deleting them (an unreadable
+        process counts as the whole limit: what it holds cannot be known)."""
+        pids, launcher = self._sandbox_pids(session)
+        if not pids:
+            return 0
+        held = held_deleted_bytes(pids, os.stat(session.workdir).st_dev, skip=[launcher] if launcher else [])
+        return self.sandbox.limits.disk_bytes if held.problem else held.used_bytes
+
+    def disk_breach(self, session: Session) -> str:
+        """Why the session's files are over its disk limit (empty when they are not).
+
+        Counted: the session directory (walked by descriptors; a part that cannot be measured is a
+        breach) and the files its sandbox keeps open or mapped after deleting them. Skipped when no
+        thread of the sandbox has run since the last measurement within the limit and nothing was
+        uploaded since: then nothing can have changed.
+        """
+        pids, launcher = self._sandbox_pids(session)
+        seen = activity(pids)
+        if seen == session.disk_checked:
+            return ""
+        limit = self.sandbox.limits.disk_bytes
+        try:
+            device = os.stat(session.workdir).st_dev
+        except OSError:
+            return ""  # the session ended and its directory was removed meanwhile
+        usage = directory_usage(session.workdir, MAX_SESSION_DIRECTORY_ENTRIES)
+        held = held_deleted_bytes(pids, device, skip=[launcher] if launcher else [])
+        over = (
+            f"{self.sandbox.limits.disk_mb} MiB or {MAX_SESSION_DIRECTORY_ENTRIES} entries"
+            if not (usage.problem or held.problem)
+            else f"{self.sandbox.limits.disk_mb} MiB (its use could not be measured: {usage.problem or held.problem})"
+        )
+        if (
+            usage.problem
+            or held.problem
+            or usage.used_bytes + held.used_bytes > limit
+            or usage.entries > MAX_SESSION_DIRECTORY_ENTRIES
+        ):
+            return (
+                f"The session's files in {SESSION_MOUNT_POINT} went over its disk limit of {over}, so the session "
+                "was ended and its files removed; the next execution starts a new session."
+            )
+        session.disk_checked = seen
+        return ""
 
     def describe(self, session: Session) -> SessionInfo:
         """The session as GET session answers it; it expires one cooldown after its last use."""
@@ -423,24 +491,15 @@ class SessionManager:
                 self._end(session)
 
     def _disk_loop(self) -> None:
-        """End sessions whose directory outgrows the disk limit (total bytes or number of entries).
-
-        Measured by the server rather than by a size-limited mount, so the session directory stays a
-        plain host directory that the server itself can read and write.
-        """
-        limit = self.sandbox.limits.disk_bytes
+        """End sessions whose files outgrow the disk limit (see disk_breach)."""
         while not self._closed.wait(DISK_CHECK_INTERVAL_SECONDS):
             with self._lock:
                 sessions = list(self._sessions.values())
             for session in sessions:
-                used, entries = directory_usage(session.workdir, MAX_SESSION_DIRECTORY_ENTRIES)
-                if used <= limit and entries <= MAX_SESSION_DIRECTORY_ENTRIES:
+                breach = self.disk_breach(session)
+                if not breach:
                     continue
-                session.breach = (
-                    f"The session's files in {SESSION_MOUNT_POINT} went over its disk limit of "
-                    f"{self.sandbox.limits.disk_mb} MiB or {MAX_SESSION_DIRECTORY_ENTRIES} entries, so the "
-                    "session was ended and its files removed; the next execution starts a new session."
-                )
+                session.breach = breach
                 with self._lock:
                     if self._sessions.get(session.identifier) is session:
                         del self._sessions[session.identifier]

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Make sure bubblewrap (bwrap) works here: the local pool runs session code only inside its sandbox.
-#   exit 0  bwrap is installed and can create its namespaces (installing it first when run as root
-#           with apt-get, as CI does);
+# Also slirp4netns, which gives EgressEnabled sessions their own outbound-only network.
+#   exit 0  bwrap and slirp4netns are installed and bwrap can create its namespaces (installing them
+#           first when run as root with apt-get, as CI does);
 #   exit 1  it is missing and cannot be installed from here, or user namespaces are blocked: the
 #           message on stderr says the exact command that fixes it.
 set -euo pipefail
 
 INSTALL_COMMAND="apt-get install bubblewrap"
+SLIRP_INSTALL_COMMAND="apt-get install slirp4netns"
 USERNS_COMMAND="sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"
 
 # The same kind of sandbox the pool makes, doing nothing; as root, started as nobody, as the pool does.
@@ -27,6 +29,17 @@ if ! command -v bwrap >/dev/null 2>&1; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
     else
         echo "ensure-bwrap: bubblewrap (bwrap) is not installed; the local pool needs it: sudo $INSTALL_COMMAND" >&2
+        exit 1
+    fi
+fi
+
+if ! command -v slirp4netns >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "ensure-bwrap: installing slirp4netns (apt-get install slirp4netns)" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slirp4netns >/dev/null
+    else
+        echo "ensure-bwrap: slirp4netns is not installed; EgressEnabled local pools need it: sudo $SLIRP_INSTALL_COMMAND" >&2
         exit 1
     fi
 fi

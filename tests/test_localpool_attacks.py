@@ -10,8 +10,11 @@ sandbox=False, as `python -m localpool --no-sandbox` does).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -207,6 +210,43 @@ def test_disk_fill_ends_the_session_and_frees_its_files(client: PoolClient, pool
     assert f"disk limit of {SMALL_DISK_MB} MiB" in body["error"]["error"]["message"]
     assert wait_until(lambda: not workdir.exists(), timeout=5)
     assert _result(client, "require('fs').readdirSync('.').length", identifier) == "0"
+    assert_still_serving(pool.endpoint)
+
+
+# Written, then held while the pool measures: the execution waits long enough for several checks.
+_HOLD_THEN_WAIT = """
+const fs = require('fs');
+globalThis.kept = [];
+const chunk = Buffer.alloc(%d * 1024 * 1024, 1);
+%s
+new Promise((resolve) => setTimeout(() => resolve('still alive'), 5000))
+"""
+
+
+@pytest.mark.parametrize(
+    "hide",
+    [
+        # Files unlinked while held open are gone from the directory but still take the disk.
+        """for (let i = 0; i < 3; i++) {
+             const fd = fs.openSync('u' + i, 'w'); fs.unlinkSync('u' + i); fs.writeSync(fd, chunk); kept.push(fd);
+           }""",
+        # A path just short of PATH_MAX inside (/mnt/data + 16 x 251 + 61 characters) but longer on the
+        # host, where the session directory's own path comes on top: a walk by host paths misses it.
+        """let dir = '.';
+           for (let i = 0; i < 16; i++) {
+             dir += '/' + 'd'.repeat(250); fs.mkdirSync(dir); process.chdir(dir); dir = '.';
+           }
+           for (let i = 0; i < 3; i++) fs.writeFileSync('f'.repeat(60) + i, chunk);""",
+    ],
+    ids=["deleted-but-open", "path-beyond-path-max"],
+)
+def test_hidden_disk_use_ends_the_session(client: PoolClient, pool: LocalPool, hide: str) -> None:
+    identifier = new_identifier("hide")
+    # Three files of most of the limit each: together well over it, each one under it (RLIMIT_FSIZE).
+    chunk_mb = SMALL_DISK_MB // 2
+    body = client.run(identifier, _HOLD_THEN_WAIT % (chunk_mb, hide), timeoutInSeconds=20)
+    assert body["status"] == STATUS_FAILED, body
+    assert body["error"]["error"]["code"] == "SessionDiskLimitExceeded", body
     assert_still_serving(pool.endpoint)
 
 
@@ -407,7 +447,38 @@ def test_a_session_cannot_drive_the_pool_from_inside(client: PoolClient, pool: L
     assert_still_serving(pool.endpoint)
 
 
-def test_with_egress_a_session_reaches_the_host_but_not_the_pool_without_its_token(egress_pool: LocalPool) -> None:
+# A namespace of our own standing in for "the internet" (issue: traffic only to namespaces we create).
+_TEST_NETNS = f"lp-egress-{os.getpid()}"
+_TEST_HOST_SIDE, _TEST_FAR_SIDE = "10.213.47.1", "10.213.47.2"
+
+
+@pytest.fixture(scope="module")
+def far_host() -> Iterator[str | None]:
+    """A network namespace with a veth link from the host, at 10.213.47.2 (root only; None otherwise)."""
+    if os.geteuid() != 0:
+        yield None
+        return
+    link = f"lpe{os.getpid() % 100000}"
+    steps = [
+        ["ip", "netns", "add", _TEST_NETNS],
+        ["ip", "link", "add", link, "type", "veth", "peer", "name", f"{link}n"],
+        ["ip", "link", "set", f"{link}n", "netns", _TEST_NETNS],
+        ["ip", "addr", "add", f"{_TEST_HOST_SIDE}/30", "dev", link],
+        ["ip", "link", "set", link, "up"],
+        ["ip", "netns", "exec", _TEST_NETNS, "ip", "addr", "add", f"{_TEST_FAR_SIDE}/30", "dev", f"{link}n"],
+        ["ip", "netns", "exec", _TEST_NETNS, "ip", "link", "set", f"{link}n", "up"],
+    ]
+    try:
+        for step in steps:
+            done = subprocess.run(step, check=False, capture_output=True, text=True, timeout=10)
+            assert done.returncode == 0, f"{' '.join(step)}: {done.stderr}"
+        yield _TEST_FAR_SIDE
+    finally:
+        subprocess.run(["ip", "link", "del", link], check=False, capture_output=True, timeout=10)
+        subprocess.run(["ip", "netns", "del", _TEST_NETNS], check=False, capture_output=True, timeout=10)
+
+
+def test_with_egress_a_session_reaches_out_but_not_the_host(far_host: str | None, egress_pool: LocalPool) -> None:
     class Hello(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             self.send_response(200)
@@ -420,16 +491,72 @@ def test_with_egress_a_session_reaches_the_host_but_not_the_pool_without_its_tok
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Hello)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    abstract_name = f"\0localpool-probe-{os.getpid()}"
+    abstract = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    abstract.bind(abstract_name)
+    abstract.listen(1)
+    abstract.settimeout(NO_CONNECTION_SECONDS)
     try:
         with PoolClient(egress_pool.endpoint) as client:
-            fetched = f"fetch('http://127.0.0.1:{server.server_address[1]}/').then((r) => r.text())"
-            assert _result(client, fetched) == "ok"
-            url = egress_pool.endpoint + EXECUTIONS_PATH + f"?api-version={API_2024_10}&identifier=victim-0001"
-            attempt = f"fetch({url!r}, {{ method: 'POST', body: '{{}}' }}).then((r) => String(r.status))"
-            assert _result(client, attempt) == "401"
+            # The host's loopback services, the pool itself and the host's abstract Unix sockets (X11's
+            # @/tmp/.X11-unix/X0 on a desktop) are not in the sandbox's network namespace.
+            fetched = (
+                f"fetch('http://127.0.0.1:{server.server_address[1]}/').then((r) => r.text(), (e) => 'unreachable')"
+            )
+            assert _result(client, fetched) == "unreachable"
+            assert _result(client, _TCP_CONNECT % repr(abstract_name)) != "connected"
+            assert _no_connection(abstract)
+            # Outbound: slirp4netns's tap device (10.0.2.100, the default route goes through it); with root,
+            # a real connection to a namespace of our own.
+            interfaces = (
+                "JSON.stringify(require('os').networkInterfaces().tap0"
+                ".filter((a) => a.family === 'IPv4').map((a) => a.address))"
+            )
+            assert _result(client, interfaces) == '["10.0.2.100"]'
+            if far_host is not None:
+                with _far_listener(far_host) as port:
+                    assert _result(client, _TCP_CONNECT % f"{port}, {far_host!r}") == "connected"
     finally:
+        abstract.close()
         server.shutdown()
         server.server_close()
+    assert_still_serving(egress_pool.endpoint)
+
+
+@contextlib.contextmanager
+def _far_listener(address: str) -> Iterator[int]:
+    """A TCP listener inside the test namespace (accepts one connection); yields its port."""
+    script = (
+        "import socket, sys; s = socket.socket(); s.bind((sys.argv[1], 0)); s.listen(1); "
+        "print(s.getsockname()[1], flush=True); s.settimeout(10); s.accept()"
+    )
+    command = ["ip", "netns", "exec", _TEST_NETNS, sys.executable, "-c", script, address]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as listener:
+        assert listener.stdout is not None and listener.stderr is not None
+        try:
+            line = listener.stdout.readline()
+            assert line, listener.stderr.read()
+            yield int(line)
+        finally:
+            listener.kill()
+
+
+def test_with_egress_a_port_listening_in_a_session_is_not_reachable_from_the_host(egress_pool: LocalPool) -> None:
+    identifier = new_identifier("listen")
+    code = """
+        globalThis.accepted = 0;
+        globalThis.server = require('net').createServer((c) => { accepted++; c.destroy(); });
+        new Promise((resolve) => server.listen(0, '0.0.0.0', () => resolve(server.address().port)))
+    """
+    with PoolClient(egress_pool.endpoint) as client:
+        port = int(_result(client, code, identifier))
+        for address in ("127.0.0.1", "0.0.0.0"):
+            with socket.socket() as probe:
+                probe.settimeout(NO_CONNECTION_SECONDS)
+                with contextlib.suppress(OSError):
+                    probe.connect((address, port))
+        time.sleep(NO_CONNECTION_SECONDS)
+        assert _result(client, "accepted", identifier) == "0"
     assert_still_serving(egress_pool.endpoint)
 
 

@@ -420,6 +420,31 @@ def test_disk_fill_ends_the_session(sandboxed: LocalPool) -> None:
     assert_hello_world(sandboxed)
 
 
+# Files written through shared mappings, their descriptors closed and names unlinked: only the
+# mappings hold them (ctypes, because Python's mmap keeps a descriptor of its own).
+_MAPPED_AND_UNLINKED = """
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+size = 5_000_000
+for i in range(3):
+    fd = os.open(f'm{i}', os.O_RDWR | os.O_CREAT)
+    os.ftruncate(fd, size)
+    address = libc.mmap(None, size, 3, 1, fd, 0)  # PROT_READ | PROT_WRITE, MAP_SHARED
+    os.close(fd)
+    os.unlink(f'm{i}')
+    ctypes.memset(address, 1, size)
+time.sleep(5)
+"""
+
+
+def test_files_held_only_by_mappings_count_against_the_disk_limit(python_pool: LocalPool) -> None:
+    execution = run(python_pool, new_identifier("attack"), _MAPPED_AND_UNLINKED, 15.0)
+    assert (execution.status, execution.error_code) == (STATUS_FAILED, ERROR_DISK_LIMIT), execution.stderr
+    assert_hello_world(python_pool)
+
+
 def test_a_python_memory_bomb_fails_the_execution_only(python_pool: LocalPool) -> None:
     identifier = new_identifier("attack")
     run(python_pool, identifier, "kept = 1")

@@ -76,6 +76,18 @@ def test_the_sandbox_sees_only_the_system_its_directory_and_a_private_tmp(sessio
     assert (session_dir / "out.txt").read_text() == "data\n"
 
 
+def test_the_sandbox_proc_does_not_describe_the_host(session_dir: Path) -> None:
+    script = (
+        "for f in /proc/cmdline /proc/kallsyms /proc/modules; do echo $f $(head -c 4096 $f 2>/dev/null | wc -c); done; "
+        "echo sys $(ls -A /proc/sys | wc -l); (echo 1 > /proc/sys/x) 2>/dev/null && echo wrote-sys; true"
+    )
+    completed = shell(script, session_dir)
+    assert completed.returncode == 0, completed.stderr
+    # The host has them (the check could otherwise pass on a kernel without them).
+    assert Path("/proc/cmdline").read_text() and os.listdir("/proc/sys")
+    assert completed.stdout.splitlines() == ["/proc/cmdline 0", "/proc/kallsyms 0", "/proc/modules 0", "sys 0"]
+
+
 def _extra_roots() -> list[str]:
     """Top-level system links or directories the host has beyond /bin, /lib and /lib64."""
     return [name for name in ("sbin", "lib32", "libx32") if os.path.lexists(f"/{name}")]
@@ -91,13 +103,55 @@ def test_egress_disabled_has_no_route_to_the_host(session_dir: Path) -> None:
     assert "reached" not in completed.stdout
 
 
-def test_egress_enabled_shares_the_host_network(session_dir: Path) -> None:
-    with socket.socket() as listener:
+_ABSTRACT_PROBE = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1].replace("@", "\\0", 1))
+    print("reached-abstract")
+except OSError:
+    pass
+"""
+
+
+def test_egress_enabled_has_its_own_outbound_only_network(session_dir: Path) -> None:
+    sandbox = Sandbox(egress=True)
+    sandbox.check()
+    abstract_name = f"\0sandbox-probe-{os.getpid()}"
+    with socket.socket() as listener, socket.socket(socket.AF_UNIX) as abstract:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
-        port = listener.getsockname()[1]
-        completed = shell(f"(echo > /dev/tcp/127.0.0.1/{port}) && echo reached", session_dir, Sandbox(egress=True))
-    assert "reached" in completed.stdout
+        abstract.bind(abstract_name)
+        abstract.listen(1)
+        script = (
+            # slirp4netns configures tap0 once the sandbox runs: wait for it (at most 5 s).
+            "for i in $(seq 50); do grep -q tap0 /proc/net/route && break; sleep 0.1; done; "
+            f"(echo > /dev/tcp/127.0.0.1/{listener.getsockname()[1]}) 2>/dev/null && echo reached-loopback; "
+            f"/usr/bin/python3 -c '{_ABSTRACT_PROBE}' @{abstract_name[1:]}; "
+            "cut -f1-3 /proc/net/route; cat /etc/resolv.conf"
+        )
+        network = sandbox.network()
+        assert network is not None
+        command = sandbox.command(RuntimeCommand(argv=["/bin/bash", "-c", script]), session_dir, network)
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, text=True, pass_fds=network.pass_fds, **sandbox.popen_user()
+        )
+        try:
+            network.attach()
+            out, _ = process.communicate(timeout=RUN_TIMEOUT_SECONDS)
+        finally:
+            network.close()
+            if process.poll() is None:
+                process.kill()
+    # Neither the host's loopback nor its abstract Unix sockets; a default route through slirp4netns.
+    assert "reached" not in out
+    assert "tap0\t00000000\t0202000A" in out.splitlines()
+    assert "nameserver 10.0.2.3" in out
+
+
+def test_egress_enabled_without_slirp4netns_is_refused() -> None:
+    with pytest.raises(SandboxUnavailableError, match=r"apt-get install slirp4netns"):
+        Sandbox(egress=True, slirp4netns="slirp4netns-that-does-not-exist").check()
 
 
 def test_limits_hold_processes_tmp_files_and_namespaces(session_dir: Path) -> None:

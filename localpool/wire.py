@@ -570,6 +570,8 @@ class ExecutionRequest:
     shell_command: str | None = None
     exec_command_and_args: tuple[str, ...] | None = None
     stdin: str | None = None
+    # returnJupyterFormatExecutionResult (2025-10-02-preview, PythonLTS): the result as Jupyter's text/plain.
+    jupyter_format: bool = False
 
 
 def _bad_request(message: str) -> WireError:
@@ -602,6 +604,12 @@ def parse_execution_request(api_version: str, body: Any, container_type: Contain
         if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (upper and value > upper):
             allowed = f"1-{upper}" if upper else "a positive whole number"
             raise _bad_request(f"{name} must be {allowed}, got {value!r}.")
+        return value
+
+    def flag(name: str) -> bool:
+        value = fields.get(name, False)
+        if not isinstance(value, bool):
+            raise _bad_request(f"{name} must be true or false, got {value!r}.")
         return value
 
     input_type = (text("codeInputType") or "Inline").lower()
@@ -637,4 +645,5 @@ def parse_execution_request(api_version: str, body: Any, container_type: Contain
         shell_command=shell_command,
         exec_command_and_args=tuple(args) if args is not None else None,
         stdin=text("stdin"),
+        jupyter_format=flag("returnJupyterFormatExecutionResult"),
     )

@@ -335,13 +335,14 @@ def legacy_execute_answer(container_type: ContainerType, output: ExecutionOutput
     """``POST code/execute`` (2024-02-02-preview): ``{"properties": {...}}``.
 
     Python pools answer with JSON.NET ``$id`` numbers as the recording shows; the NodeLTS tutorial
-    shows none. Errors of the code itself are in ``stderr``; the status stays ``Success``.
+    shows none. Errors of the code itself are in ``stderr``; the status stays ``Success``. Code
+    without a value (``print(...)``) answers ``""`` in both, not ``null`` as later versions do.
     """
     properties: dict[str, Any] = {
         "status": LEGACY_STATUS_SUCCESS,
         "stdout": output.stdout,
         "stderr": output.stderr,
-        LEGACY_RESULT_FIELD[container_type]: output.value,
+        LEGACY_RESULT_FIELD[container_type]: "" if output.value is None else output.value,
         "executionTimeInMilliseconds": output.duration_ms,
     }
     if container_type is ContainerType.PYTHON_LTS:

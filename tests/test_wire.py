@@ -71,6 +71,14 @@ def test_legacy_execute_answer(container_type: ContainerType) -> None:
     assert body["properties"][field] == OUTPUTS[container_type].value
 
 
+@pytest.mark.parametrize("container_type", [ContainerType.PYTHON_LTS, ContainerType.NODE_LTS])
+def test_legacy_answer_without_a_value_is_an_empty_string(container_type: ContainerType) -> None:
+    # The Python recording (print only) and the NodeLTS tutorial (console.log only) both show "".
+    body = wire.legacy_execute_answer(container_type, ExecutionOutput("hi\n", "", None, 10))
+    field = "result" if container_type is ContainerType.PYTHON_LTS else "executionResult"
+    assert body["properties"][field] == ""
+
+
 def test_legacy_python_answer_matches_the_recording_shape() -> None:
     body = wire.legacy_execute_answer(ContainerType.PYTHON_LTS, ExecutionOutput("hi\n", "", "", 10))
     assert body == {

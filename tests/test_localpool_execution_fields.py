@@ -47,7 +47,10 @@ def post(client: PoolClient, identifier: str, body: dict[str, Any]) -> dict[str,
 @pytest.fixture(scope="module")
 def python_client() -> Iterator[PoolClient]:
     # One session per test: more than the default five live sessions.
-    with LocalPool(token=TOKEN, container_type="PythonLTS", max_sessions=SESSIONS) as pool, PoolClient(pool.endpoint) as client:
+    with (
+        LocalPool(token=TOKEN, container_type="PythonLTS", max_sessions=SESSIONS) as pool,
+        PoolClient(pool.endpoint) as client,
+    ):
         yield client
 
 

@@ -44,6 +44,11 @@ class ContainerType(StrEnum):
 
 # sessions-code-interpreter.md: one execution runs at most 220 s.
 MAX_EXECUTION_SECONDS = 220
+# Shell pools (Azure-Samples container-apps-dynamic-sessions-samples, code-interpreter/shell/api-spec-shell.md):
+# timeoutInSeconds defaults to 180 s. No maximum is documented; Azure's example
+# CodeExecution_Execute_ShellExecCommandAndArgs (2025-10-02-preview) asks for 600 s and is answered 200.
+SHELL_DEFAULT_EXECUTION_SECONDS = 180
+SHELL_MAX_EXECUTION_SECONDS = 600
 # SessionCodeExecutionRequest.outputStreamsMaxLength: "Default value is 4096."
 DEFAULT_OUTPUT_STREAMS_MAX_LENGTH = 4096
 # sessions-code-interpreter.md: uploads up to 128 MB; a larger one is refused with 413. The doc
@@ -579,11 +584,19 @@ def _bad_request(message: str) -> WireError:
     return WireError(400, "InvalidRequestBody", message)
 
 
+def _execution_seconds(container_type: ContainerType) -> tuple[int, int]:
+    """(default, maximum) of timeoutInSeconds for the container type."""
+    if container_type is ContainerType.SHELL:
+        return SHELL_DEFAULT_EXECUTION_SECONDS, SHELL_MAX_EXECUTION_SECONDS
+    return MAX_EXECUTION_SECONDS, MAX_EXECUTION_SECONDS
+
+
 def parse_execution_request(api_version: str, body: Any, container_type: ContainerType) -> ExecutionRequest:
     """Read a ``code/execute`` or ``executions`` body; WireError 400 names the field and what is allowed.
 
     Field values are compared case-insensitively (clients send ``inline``/``synchronous``, the
-    document lists ``Inline``/``Synchronous``). ``timeoutInSeconds`` defaults to the 220 s limit.
+    document lists ``Inline``/``Synchronous``). ``timeoutInSeconds`` defaults to the 220 s limit (Shell:
+    180 s, at most 600 s).
     """
     if not isinstance(body, Mapping):
         raise _bad_request("The request body must be a JSON object.")
@@ -641,7 +654,7 @@ def parse_execution_request(api_version: str, body: Any, container_type: Contain
     return ExecutionRequest(
         code=code if container_type is not ContainerType.SHELL else None,
         execution_type=types[raw_type],
-        timeout_seconds=number("timeoutInSeconds", MAX_EXECUTION_SECONDS, MAX_EXECUTION_SECONDS),
+        timeout_seconds=number("timeoutInSeconds", *_execution_seconds(container_type)),
         output_max_length=number("outputStreamsMaxLength", DEFAULT_OUTPUT_STREAMS_MAX_LENGTH, None),
         shell_command=shell_command,
         exec_command_and_args=tuple(args) if args is not None else None,

@@ -295,6 +295,15 @@ class TestParseExecutionRequest:
         with pytest.raises(wire.WireError, match="not both"):
             parse(wire.API_2025_10, {"shellCommand": "ls", "execCommandAndArgs": ["ls"]}, shell)
 
+    def test_shell_timeouts_follow_the_shell_api(self) -> None:
+        parse = wire.parse_execution_request
+        assert parse(wire.API_2025_10, {"shellCommand": "ls"}, ContainerType.SHELL).timeout_seconds == 180
+        assert parse(wire.API_2025_10, {"shellCommand": "ls", "timeoutInSeconds": 600}, ContainerType.SHELL)
+        with pytest.raises(wire.WireError, match="timeoutInSeconds must be 1-600"):
+            parse(wire.API_2025_10, {"shellCommand": "ls", "timeoutInSeconds": 601}, ContainerType.SHELL)
+        with pytest.raises(wire.WireError, match="timeoutInSeconds must be 1-220"):
+            parse(wire.API_2025_10, {"code": "1", "timeoutInSeconds": 600}, ContainerType.PYTHON_LTS)
+
     @pytest.mark.parametrize(
         ("body", "message"),
         [

@@ -45,7 +45,13 @@ from localpool.pool import (
 from localpool.sandbox import SandboxLimits, SandboxUnavailableError
 from localpool.tls import CERT_LINE_PREFIX, TlsSetupError
 from localpool.wire import DEFAULT_OUTPUT_STREAMS_MAX_LENGTH as OUTPUT_STREAM_MAX_CHARS
-from localpool.wire import MAX_EXECUTION_SECONDS, MAX_UPLOAD_BYTES, ContainerType
+from localpool.wire import (
+    MAX_EXECUTION_SECONDS,
+    MAX_UPLOAD_BYTES,
+    SHELL_DEFAULT_EXECUTION_SECONDS,
+    SHELL_MAX_EXECUTION_SECONDS,
+    ContainerType,
+)
 
 # Exit codes: 2 for a setup the pool cannot run with (as argparse uses for bad arguments).
 EXIT_OK = 0
@@ -64,8 +70,9 @@ Serve an offline stand-in for the data plane of an Azure Container Apps dynamic-
 bubblewrap sandbox (user, PID, IPC, UTS, mount and network namespaces; the system read-only, its
 own directory at {SESSION_MOUNT_POINT} and a private /tmp writable, nothing else), running as nobody
 with the limits below and a timeout per execution (timeoutInSeconds, at most and by default
-{MAX_EXECUTION_SECONDS} s): NodeLTS runs Node.js with the permission model on and a {SESSION_HEAP_MB} MB
-heap, PythonLTS one persistent Python namespace per session, Shell each command by bash.
+{MAX_EXECUTION_SECONDS} s; Shell: {SHELL_DEFAULT_EXECUTION_SECONDS} s, at most {SHELL_MAX_EXECUTION_SECONDS} s): NodeLTS
+runs Node.js with the permission model on and a {SESSION_HEAP_MB} MB heap, PythonLTS one persistent
+Python namespace per session, Shell each command by bash.
 Output streams are cut at {OUTPUT_STREAM_MAX_CHARS} characters; bodies above
 {MAX_REQUEST_BODY_BYTES} bytes (uploads: files above {MAX_UPLOAD_BYTES} bytes) are refused. Without a
 working bubblewrap it exits with code 2.

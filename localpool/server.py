@@ -728,7 +728,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
                 f"api-version {wire.API_2024_02} runs synchronous executions only; for asynchronous ones use "
                 f"POST executions with api-version {wire.API_2024_10} or later.",
             )
-        code = _code_of(parsed)
+        code, fields = _code_of(parsed), _runner_fields(parsed)
         manager = self.server.manager
         session = self._acquire(identifier)
         try:
@@ -746,12 +746,12 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         if parsed.execution_type is ExecutionType.ASYNCHRONOUS:
             threading.Thread(
                 target=_run_and_release,
-                args=(manager, session, execution, code, timeout),
+                args=(manager, session, execution, code, timeout, fields),
                 name=f"localpool-execution-{execution.id}",
                 daemon=True,
             ).start()
         else:
-            _run_and_release(manager, session, execution, code, timeout)
+            _run_and_release(manager, session, execution, code, timeout, fields)
         if legacy:
             answer = wire.legacy_execute_answer(self._container_type, _output(execution, parsed.output_max_length))
             self._send_json(request.operation.success_status, answer, {})
@@ -1012,6 +1012,19 @@ def _code_of(request: wire.ExecutionRequest) -> str:
     return shlex.join(request.exec_command_and_args or ())
 
 
+def _runner_fields(request: wire.ExecutionRequest) -> dict[str, Any]:
+    """What the runner reads beside the code (see SessionManager.run): Shell's argument list and
+    standard input, PythonLTS's returnJupyterFormatExecutionResult."""
+    fields: dict[str, Any] = {}
+    if request.exec_command_and_args is not None:
+        fields["argv"] = list(request.exec_command_and_args)
+    if request.stdin is not None:
+        fields["stdin"] = request.stdin
+    if request.jupyter_format:
+        fields["jupyter"] = True
+    return fields
+
+
 _HANDLERS: dict[str, Callable[[PoolRequestHandler, _Request], None]] = {
     "CodeExecution_Execute": PoolRequestHandler._execute,
     "CodeExecution_Get": PoolRequestHandler._execution_get,
@@ -1029,10 +1042,15 @@ _HANDLERS: dict[str, Callable[[PoolRequestHandler, _Request], None]] = {
 
 
 def _run_and_release(
-    manager: SessionManager, session: Session, execution: Execution, code: str, timeout: float
+    manager: SessionManager,
+    session: Session,
+    execution: Execution,
+    code: str,
+    timeout: float,
+    fields: dict[str, Any] | None = None,
 ) -> None:
     try:
-        manager.run(session, execution, code, timeout)
+        manager.run(session, execution, code, timeout, fields)
     finally:
         manager.release(session)
 

@@ -44,6 +44,11 @@ class ContainerType(StrEnum):
 
 # sessions-code-interpreter.md: one execution runs at most 220 s.
 MAX_EXECUTION_SECONDS = 220
+# Shell pools (Azure-Samples container-apps-dynamic-sessions-samples, code-interpreter/shell/api-spec-shell.md):
+# timeoutInSeconds defaults to 180 s. No maximum is documented; Azure's example
+# CodeExecution_Execute_ShellExecCommandAndArgs (2025-10-02-preview) asks for 600 s and is answered 200.
+SHELL_DEFAULT_EXECUTION_SECONDS = 180
+SHELL_MAX_EXECUTION_SECONDS = 600
 # SessionCodeExecutionRequest.outputStreamsMaxLength: "Default value is 4096."
 DEFAULT_OUTPUT_STREAMS_MAX_LENGTH = 4096
 # sessions-code-interpreter.md: uploads up to 128 MB; a larger one is refused with 413. The doc
@@ -335,13 +340,14 @@ def legacy_execute_answer(container_type: ContainerType, output: ExecutionOutput
     """``POST code/execute`` (2024-02-02-preview): ``{"properties": {...}}``.
 
     Python pools answer with JSON.NET ``$id`` numbers as the recording shows; the NodeLTS tutorial
-    shows none. Errors of the code itself are in ``stderr``; the status stays ``Success``.
+    shows none. Errors of the code itself are in ``stderr``; the status stays ``Success``. Code
+    without a value (``print(...)``) answers ``""`` in both, not ``null`` as later versions do.
     """
     properties: dict[str, Any] = {
         "status": LEGACY_STATUS_SUCCESS,
         "stdout": output.stdout,
         "stderr": output.stderr,
-        LEGACY_RESULT_FIELD[container_type]: output.value,
+        LEGACY_RESULT_FIELD[container_type]: "" if output.value is None else output.value,
         "executionTimeInMilliseconds": output.duration_ms,
     }
     if container_type is ContainerType.PYTHON_LTS:
@@ -570,17 +576,27 @@ class ExecutionRequest:
     shell_command: str | None = None
     exec_command_and_args: tuple[str, ...] | None = None
     stdin: str | None = None
+    # returnJupyterFormatExecutionResult (2025-10-02-preview, PythonLTS): the result as Jupyter's text/plain.
+    jupyter_format: bool = False
 
 
 def _bad_request(message: str) -> WireError:
     return WireError(400, "InvalidRequestBody", message)
 
 
+def _execution_seconds(container_type: ContainerType) -> tuple[int, int]:
+    """(default, maximum) of timeoutInSeconds for the container type."""
+    if container_type is ContainerType.SHELL:
+        return SHELL_DEFAULT_EXECUTION_SECONDS, SHELL_MAX_EXECUTION_SECONDS
+    return MAX_EXECUTION_SECONDS, MAX_EXECUTION_SECONDS
+
+
 def parse_execution_request(api_version: str, body: Any, container_type: ContainerType) -> ExecutionRequest:
     """Read a ``code/execute`` or ``executions`` body; WireError 400 names the field and what is allowed.
 
     Field values are compared case-insensitively (clients send ``inline``/``synchronous``, the
-    document lists ``Inline``/``Synchronous``). ``timeoutInSeconds`` defaults to the 220 s limit.
+    document lists ``Inline``/``Synchronous``). ``timeoutInSeconds`` defaults to the 220 s limit (Shell:
+    180 s, at most 600 s).
     """
     if not isinstance(body, Mapping):
         raise _bad_request("The request body must be a JSON object.")
@@ -602,6 +618,12 @@ def parse_execution_request(api_version: str, body: Any, container_type: Contain
         if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (upper and value > upper):
             allowed = f"1-{upper}" if upper else "a positive whole number"
             raise _bad_request(f"{name} must be {allowed}, got {value!r}.")
+        return value
+
+    def flag(name: str) -> bool:
+        value = fields.get(name, False)
+        if not isinstance(value, bool):
+            raise _bad_request(f"{name} must be true or false, got {value!r}.")
         return value
 
     input_type = (text("codeInputType") or "Inline").lower()
@@ -632,9 +654,10 @@ def parse_execution_request(api_version: str, body: Any, container_type: Contain
     return ExecutionRequest(
         code=code if container_type is not ContainerType.SHELL else None,
         execution_type=types[raw_type],
-        timeout_seconds=number("timeoutInSeconds", MAX_EXECUTION_SECONDS, MAX_EXECUTION_SECONDS),
+        timeout_seconds=number("timeoutInSeconds", *_execution_seconds(container_type)),
         output_max_length=number("outputStreamsMaxLength", DEFAULT_OUTPUT_STREAMS_MAX_LENGTH, None),
         shell_command=shell_command,
         exec_command_and_args=tuple(args) if args is not None else None,
         stdin=text("stdin"),
+        jupyter_format=flag("returnJupyterFormatExecutionResult"),
     )

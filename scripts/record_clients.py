@@ -61,6 +61,8 @@ UPLOAD_BYTES = b"Hello from the recorder!\n"
 BACKGROUND_WAIT_SECONDS = 5.0
 # Bodies of other content types longer than this are summarised, not kept.
 MAX_KEPT_BODY_BYTES = 4096
+# --try-pool shows the start of what each method returned, to judge it by eye.
+SHOWN_ANSWER_CHARS = 240
 
 
 def load_wire() -> ModuleType:
@@ -313,28 +315,28 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
 
 # --- Drivers: every public method of each client ---------------------------------------------
 
-Step = Callable[[str], contextlib.AbstractContextManager[None]]
+Step = Callable[[str], contextlib.AbstractContextManager[list[Any]]]
 
 
 def drive_langchain_python(endpoint: str, step: Step, work: Path) -> None:
     from langchain_azure_dynamic_sessions import SessionsPythonREPLTool
 
     tool = SessionsPythonREPLTool(pool_management_endpoint=endpoint, access_token_provider=lambda: STATIC_TOKEN)
-    with step("execute"):
-        tool.execute("print('hello-world')")
-    with step("invoke"):
-        tool.invoke("6 * 7")
-    with step("upload_file"):
-        tool.upload_file(data=io.BytesIO(UPLOAD_BYTES), remote_file_path=UPLOAD_NAME)
-    with step("list_files"):
-        tool.list_files()
-    with step("download_file"):
-        tool.download_file(remote_file_path=UPLOAD_NAME, local_file_path=str(work / "down.txt"))
-    with step("delete_session"):
-        tool.delete_session()
+    with step("execute") as seen:
+        seen.append(tool.execute("print('hello-world')"))
+    with step("invoke") as seen:
+        seen.append(tool.invoke("6 * 7"))
+    with step("upload_file") as seen:
+        seen.append(tool.upload_file(data=io.BytesIO(UPLOAD_BYTES), remote_file_path=UPLOAD_NAME))
+    with step("list_files") as seen:
+        seen.append(tool.list_files())
+    with step("download_file") as seen:
+        seen.append(tool.download_file(remote_file_path=UPLOAD_NAME, local_file_path=str(work / "down.txt")))
+    with step("delete_session") as seen:
+        seen.append(tool.delete_session())
         time.sleep(0.5)  # langchain deletes from a background thread
-    with step("close"):
-        tool.close()
+    with step("close") as seen:
+        seen.append(tool.close())
         time.sleep(0.5)
 
 
@@ -342,21 +344,21 @@ def drive_langchain_bash(endpoint: str, step: Step, work: Path) -> None:
     from langchain_azure_dynamic_sessions import SessionsBashTool
 
     tool = SessionsBashTool(pool_management_endpoint=endpoint, access_token_provider=lambda: STATIC_TOKEN)
-    with step("execute"):
-        tool.execute("echo hello-world")
-    with step("invoke"):
-        tool.invoke("ls /mnt/data")
-    with step("upload_file"):
-        tool.upload_file(data=io.BytesIO(UPLOAD_BYTES), remote_file_path=UPLOAD_NAME)
-    with step("list_files"):
-        tool.list_files()
-    with step("download_file"):
-        tool.download_file(remote_file_path=UPLOAD_NAME, local_file_path=str(work / "down.txt"))
-    with step("delete_session"):
-        tool.delete_session()
+    with step("execute") as seen:
+        seen.append(tool.execute("echo hello-world"))
+    with step("invoke") as seen:
+        seen.append(tool.invoke("ls /mnt/data"))
+    with step("upload_file") as seen:
+        seen.append(tool.upload_file(data=io.BytesIO(UPLOAD_BYTES), remote_file_path=UPLOAD_NAME))
+    with step("list_files") as seen:
+        seen.append(tool.list_files())
+    with step("download_file") as seen:
+        seen.append(tool.download_file(remote_file_path=UPLOAD_NAME, local_file_path=str(work / "down.txt")))
+    with step("delete_session") as seen:
+        seen.append(tool.delete_session())
         time.sleep(0.5)
-    with step("close"):
-        tool.close()
+    with step("close") as seen:
+        seen.append(tool.close())
         time.sleep(0.5)
 
 
@@ -365,16 +367,16 @@ def drive_llama_index(endpoint: str, step: Step, work: Path) -> None:
 
     spec = AzureCodeInterpreterToolSpec(pool_management_endpoint=endpoint)
     spec.access_token_provider = lambda: STATIC_TOKEN
-    with step("code_interpreter"):
-        spec.code_interpreter("print('hello-world')")
+    with step("code_interpreter") as seen:
+        seen.append(spec.code_interpreter("print('hello-world')"))
     local = work / UPLOAD_NAME
     local.write_bytes(UPLOAD_BYTES)
-    with step("upload_file"):
-        spec.upload_file(local_file_path=str(local))
-    with step("list_files"):
-        spec.list_files()
-    with step("download_file_to_local"):
-        spec.download_file_to_local(remote_file_path=UPLOAD_NAME, local_file_path=str(work / "down.txt"))
+    with step("upload_file") as seen:
+        seen.append(spec.upload_file(local_file_path=str(local)))
+    with step("list_files") as seen:
+        seen.append(spec.list_files())
+    with step("download_file_to_local") as seen:
+        seen.append(spec.download_file_to_local(remote_file_path=UPLOAD_NAME, local_file_path=str(work / "down.txt")))
 
 
 def drive_semantic_kernel(endpoint: str, step: Step, work: Path) -> None:
@@ -395,17 +397,17 @@ def drive_semantic_kernel(endpoint: str, step: Step, work: Path) -> None:
     async def run() -> None:
         # A fresh tool uploads with a multipart Content-Type; after execute_code, the tool's client
         # keeps "Content-Type: application/json" for every later request, uploads included.
-        with step("upload_file_before_execute"):
-            await make_tool().upload_file(local_file_path=str(local), remote_file_path=UPLOAD_NAME)
+        with step("upload_file_before_execute") as seen:
+            seen.append(await make_tool().upload_file(local_file_path=str(local), remote_file_path=UPLOAD_NAME))
         tool = make_tool()
-        with step("execute_code"):
-            await tool.execute_code("print('hello-world')")
-        with step("upload_file"):
-            await tool.upload_file(local_file_path=str(local), remote_file_path=UPLOAD_NAME)
-        with step("list_files"):
-            await tool.list_files()
-        with step("download_file"):
-            await tool.download_file(remote_file_name=UPLOAD_NAME, local_file_path=str(work / "down.txt"))
+        with step("execute_code") as seen:
+            seen.append(await tool.execute_code("print('hello-world')"))
+        with step("upload_file") as seen:
+            seen.append(await tool.upload_file(local_file_path=str(local), remote_file_path=UPLOAD_NAME))
+        with step("list_files") as seen:
+            seen.append(await tool.list_files())
+        with step("download_file") as seen:
+            seen.append(await tool.download_file(remote_file_name=UPLOAD_NAME, local_file_path=str(work / "down.txt")))
 
     asyncio.run(run())
 
@@ -428,22 +430,24 @@ def drive_autogen(endpoint: str, step: Step, work: Path) -> None:
 
     async def run() -> None:
         token = CancellationToken()
-        with step("start"):
-            await executor.start()
-        with step("upload_files"):
-            await executor.upload_files([UPLOAD_NAME], token)
-        with step("get_file_list"):
-            await executor.get_file_list(token)
-        with step("download_files"):
-            await executor.download_files([UPLOAD_NAME], token)
-        with step("execute_code_blocks"):
-            await executor.execute_code_blocks([CodeBlock(code="print('hello-world')", language="python")], token)
-        with step("get_available_packages"):
-            await executor.get_available_packages(token)
-        with step("restart"):
-            await executor.restart()
-        with step("stop"):
-            await executor.stop()
+        with step("start") as seen:
+            seen.append(await executor.start())
+        with step("upload_files") as seen:
+            seen.append(await executor.upload_files([UPLOAD_NAME], token))
+        with step("get_file_list") as seen:
+            seen.append(await executor.get_file_list(token))
+        with step("download_files") as seen:
+            seen.append(await executor.download_files([UPLOAD_NAME], token))
+        with step("execute_code_blocks") as seen:
+            seen.append(
+                await executor.execute_code_blocks([CodeBlock(code="print('hello-world')", language="python")], token)
+            )
+        with step("get_available_packages") as seen:
+            seen.append(await executor.get_available_packages(token))
+        with step("restart") as seen:
+            seen.append(await executor.restart())
+        with step("stop") as seen:
+            seen.append(await executor.stop())
 
     asyncio.run(run())
 
@@ -453,19 +457,19 @@ def drive_code_interpreter(endpoint: str, step: Step, work: Path) -> None:
 
     tool = CodeInterpreterTool(pool_management_endpoint=endpoint)
     tool.access_token_provider = lambda: STATIC_TOKEN
-    with step("execute"):
-        tool.execute("print('hello-world')")
-    with step("upload_file"):
-        tool.upload_file(data=io.BytesIO(UPLOAD_BYTES), remote_file_path=UPLOAD_NAME)
-    with step("list_files"):
-        tool.list_files()
-    with step("download_file"):
-        tool.download_file(remote_file_path=UPLOAD_NAME, local_file_path=str(work / "down.txt"))
+    with step("execute") as seen:
+        seen.append(tool.execute("print('hello-world')"))
+    with step("upload_file") as seen:
+        seen.append(tool.upload_file(data=io.BytesIO(UPLOAD_BYTES), remote_file_path=UPLOAD_NAME))
+    with step("list_files") as seen:
+        seen.append(tool.list_files())
+    with step("download_file") as seen:
+        seen.append(tool.download_file(remote_file_path=UPLOAD_NAME, local_file_path=str(work / "down.txt")))
     # An Azure OpenAI Chat Completions tool call, as the client reads it (attributes, not keys).
     function = SimpleNamespace(name="execute_python_code", arguments='{"python_code": "1+1"}')
     call = SimpleNamespace(id="call-1", type="function", function=function)
-    with step("execute_tool_call"):
-        tool.execute_tool_call(call, tool.get_tool_call_arguments(call))
+    with step("execute_tool_call") as seen:
+        seen.append(tool.execute_tool_call(call, tool.get_tool_call_arguments(call)))
 
 
 # (package, container type, scheme, driver)
@@ -514,10 +518,10 @@ def record(out: Path, only: set[str] | None) -> list[str]:
                 failures: list[str] = []
 
                 @contextlib.contextmanager
-                def step(name: str, failures: list[str] = failures) -> Iterator[None]:
+                def step(name: str, failures: list[str] = failures) -> Iterator[list[Any]]:
                     recorder.step = name
                     try:
-                        yield
+                        yield []
                     except Exception as error:  # a failing method is a finding, not a stop
                         failures.append(f"{name}: {type(error).__name__}: {str(error)[:300]}")
 
@@ -558,10 +562,12 @@ def try_pool(endpoint: str, only: set[str] | None) -> list[str]:
         outcomes: list[str] = []
 
         @contextlib.contextmanager
-        def step(name: str, outcomes: list[str] = outcomes) -> Iterator[None]:
+        def step(name: str, outcomes: list[str] = outcomes) -> Iterator[list[Any]]:
+            seen: list[Any] = []
             try:
-                yield
-                outcomes.append(f"{name}: ok")
+                yield seen
+                answer = f" -> {str(seen[0])[:SHOWN_ANSWER_CHARS]!r}" if seen and seen[0] is not None else ""
+                outcomes.append(f"{name}: ok{answer}")
             except Exception as error:  # a failing method is a finding, not a stop
                 outcomes.append(f"{name}: FAILED {type(error).__name__}: {str(error)[:200]}")
 

@@ -23,7 +23,8 @@ ENDPOINT_ENV_VAR = "POOL_MANAGEMENT_ENDPOINT"
 INTERRUPTED_MESSAGE = "interrupted (Ctrl-C) before a verdict"
 EPILOG = (
     f"endpoint: --endpoint, else --stack (pulumi stack output), else ${ENDPOINT_ENV_VAR}.\n"
-    f"token: ${TOKEN_ENV_VAR} when set, else DefaultAzureCredential (az login, managed identity, ...).\n\n"
+    f"token: ${TOKEN_ENV_VAR} when set, else DefaultAzureCredential (az login, managed identity, ...).\n"
+    f"HTTPS: ${settings.CA_FILE_ENV_VAR} names the certificates to trust (e.g. the local pool's --tls).\n\n"
     "exit codes:\n"
     + "".join(f"  {int(code)}  {meaning}\n" for code, meaning in EXIT_CODE_MEANINGS.items())
     + f"  with several API versions the worst decides, in the order {WORST_FIRST}.\n"
@@ -242,6 +243,7 @@ def main(
             request_timeout=args.request_timeout,
             progress=console.progress,
             files=args.files,
+            ca_file=settings.ca_file_from_env(env),
         )
     except (_UsageError, ConfigurationError) as error:
         message = redactor(str(error))  # may quote a library's or the user's text: every secret goes

@@ -50,7 +50,9 @@ class SessionPoolClient:
         retry_policy: HTTPPolicy | None = None,
         per_attempt_policies: Sequence[SansIOHTTPPolicy] = (),
         transport: RequestsTransport | None = None,
+        ca_file: str | None = None,
     ) -> None:
+        """ca_file: the certificates to trust instead of the default ones (e.g. the local pool's --tls)."""
         self.endpoint = endpoint
         policies = [
             HeadersPolicy({"Accept": "application/json"}),
@@ -62,6 +64,8 @@ class SessionPoolClient:
         self._client = PipelineClient(endpoint.url, policies=policies, transport=transport or RequestsTransport())
         # The bearer policy refuses plain http; PoolEndpoint allows it for loopback hosts only (the local pool).
         self._options: dict[str, Any] = {"enforce_https": endpoint.scheme != "http"}
+        if ca_file is not None:
+            self._options["connection_verify"] = ca_file
 
     def __enter__(self) -> SessionPoolClient:
         return self

@@ -368,6 +368,7 @@ def run_smoke(
     progress: Callable[[str], None] | None = None,
     clock: Clock | None = None,
     files: bool = False,
+    ca_file: str | None = None,
 ) -> SmokeReport:
     """Run hello-world on the pool once per API version, in order, within one overall ``timeout``.
 
@@ -376,6 +377,7 @@ def run_smoke(
     happens on the wire ends up in the report. ``token_provider`` defaults to DYNAMIC_SESSIONS_TOKEN,
     else DefaultAzureCredential for ``scope``. ``progress`` receives one line per wait; ``clock`` lets
     tests control time. ``files`` adds the file round trip in the same session, after hello-world.
+    ``ca_file`` names the certificates to trust instead of the default ones (see settings.ca_file_from_env).
     """
     deadline = Deadline(timeout, clock or time)
     pool = endpoint if isinstance(endpoint, PoolEndpoint) else PoolEndpoint.parse(endpoint)
@@ -399,7 +401,10 @@ def run_smoke(
     if files:
         steps.append((FILES_CHECK, protocol.FILES_API_VERSION, _Run.files))
     results: list[SmokeResult] = []
-    with SessionPoolClient(pool, provider, scope=scope, retry_policy=retry, per_attempt_policies=[watch]) as client:
+    client = SessionPoolClient(
+        pool, provider, scope=scope, retry_policy=retry, per_attempt_policies=[watch], ca_file=ca_file
+    )
+    with client:
         run = _Run(client, watch, retry, session)
         for kind, api_version, check in steps:
             watch.start(api_version if kind == HELLO_WORLD_CHECK else f"{api_version} {kind}")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import uuid
+from collections.abc import Mapping
 
 from smoke.protocol import DEFAULT_EXECUTION_TIMEOUT_SECONDS, IDENTIFIER_PATTERN, IDENTIFIER_RULE
 
@@ -43,6 +45,25 @@ def validate_identifier(identifier: str) -> str:
             "Omit --identifier to use a fresh UUID-based one."
         )
     return identifier
+
+
+# The certificate file OpenSSL, Python's ssl and httpx trust (the local pool's --tls prints it).
+# requests, under azure-core, reads only REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE, which images often set to
+# the system bundle; SSL_CERT_FILE, the variable a user sets for this pool, takes precedence.
+CA_FILE_ENV_VAR = "SSL_CERT_FILE"
+
+
+def ca_file_from_env(env: Mapping[str, str]) -> str | None:
+    """$SSL_CERT_FILE when set (None: requests' own defaults); ConfigurationError when it is no file."""
+    path = env.get(CA_FILE_ENV_VAR, "").strip()
+    if not path:
+        return None
+    if not os.path.isfile(path):
+        raise ConfigurationError(
+            f"{CA_FILE_ENV_VAR}={path!r} is not a readable file; set it to a PEM certificate file "
+            "(the local pool prints it with --tls) or unset it."
+        )
+    return path
 
 
 def validate_timeouts(timeout: float, request_timeout: float) -> None:

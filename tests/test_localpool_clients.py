@@ -2,8 +2,9 @@
 
 Each recorded request is sent, unchanged in method, path below the endpoint, query, content type,
 framing (chunked or not) and body, to a live local pool; each must get the success answer the
-recording expects, valid per Azure's document (check_answer). Executions need a pool of the
-recording's container type; until the pool offers it, those calls are skipped with the reason.
+recording expects, valid per Azure's document (check_answer). Every recording is replayed in full
+against a pool of its container type (PythonLTS or Shell): executions must run without an error and
+print what the client's code prints, downloads must give back what was uploaded.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from typing import Any
 
 import pytest
 
-from localpool import LocalPool, UnsupportedContainerTypeError
+from localpool import LocalPool
 from tests.support.localpool_helpers import TOKEN, PoolClient
 
 RECORDINGS = sorted((Path(__file__).resolve().parent / "data" / "clients").glob("*.json"))
 EXECUTION_OPERATIONS = frozenset({"CodeExecution_Execute", "CodeExecution_Get"})
+# The code the recorder's drivers run (scripts/record_clients.py) and what it prints.
+HELLO_WORLD_CODE = frozenset({"print('hello-world')", "echo hello-world"})
+HELLO_WORLD_STDOUT = "hello-world\n"
 # Chunks a recorded chunked body is sent in (any split works; several prove the framing is decoded).
 CHUNK_BYTES = 64
 
@@ -95,14 +99,40 @@ def test_recorded_file_and_session_calls_succeed(node_pool: LocalPool, path: Pat
     assert replayed > 0, f"{path.name} has no file or session calls"
 
 
+def execution_output(call: dict[str, Any], answer: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(the code or command the call sent, the answer's output fields), in either generation."""
+    sent = call["body"]["json"]
+    if "properties" in sent:  # 2024-02-02-preview: {"properties": {...}} both ways
+        return sent["properties"]["code"], answer["properties"]
+    assert answer["status"] in {"Succeeded", "0"}, answer
+    return sent.get("code") or sent.get("shellCommand") or " ".join(sent["execCommandAndArgs"]), answer["result"]
+
+
 @pytest.mark.parametrize("path", RECORDINGS, ids=lambda path: path.stem)
 def test_recorded_calls_succeed_on_a_pool_of_the_clients_container_type(path: Path) -> None:
     recording = load(path)
-    try:
-        pool = LocalPool(token=TOKEN, container_type=recording["container_type"])
-    except UnsupportedContainerTypeError as error:
-        pytest.skip(f"{recording['container_type']} is not available in the local pool yet: {error}")
+    assert recording["container_type"] in {"PythonLTS", "Shell"}, recording["container_type"]
     sessions: dict[str, str] = {}
-    with pool, PoolClient(pool.endpoint) as client:
+    uploaded: set[bytes] = set()
+    counted = {"executions": 0, "hello-world": 0}
+    with (
+        LocalPool(token=TOKEN, container_type=recording["container_type"]) as pool,
+        PoolClient(pool.endpoint) as client,
+    ):
+        assert pool.container_type.value == recording["container_type"]
         for call in recording["calls"]:
-            replay(client, recording, call, sessions)
+            reply = replay(client, recording, call, sessions)
+            operation = call["answer"]["operation"]
+            if operation == "CodeExecution_Execute":
+                code, output = execution_output(call, reply.json())
+                assert output["stderr"] == "", f"{call['step']}: {code!r} wrote {output['stderr'][:300]!r}"
+                counted["executions"] += 1
+                if code.strip() in HELLO_WORLD_CODE:  # llama-index adds a newline
+                    assert output["stdout"] == HELLO_WORLD_STDOUT, f"{call['step']}: {output}"
+                    counted["hello-world"] += 1
+            if operation == "SessionResourceFiles_Upload":
+                uploaded.update(part["text"].encode() for part in call["body"]["multipart"])
+            if operation == "SessionResourceFiles_GetContent":
+                assert reply.content in uploaded, f"{call['step']}: got {reply.content[:100]!r}"
+    # Every recording runs its driver's hello-world once (the checks above ran).
+    assert counted["hello-world"] == 1, counted

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from localpool import LocalPool
 from localpool.process import local_pool_process
@@ -72,3 +73,50 @@ def test_a_short_wrong_token_leaves_the_checks_own_words_alone(pool: LocalPool) 
         assert "role assignment not propagated, or wrong token audience?" in line, line
         assert "A wrong token or identity is answered the same way" in line, line
         assert 'the pool says "InvalidToken: The bearer token is [REDACTED]' in line, line
+
+
+@pytest.mark.parametrize("container_type", ["NodeLTS", "PythonLTS", "Shell"])
+def test_every_container_type_passes_with_the_file_round_trip(container_type: str) -> None:
+    """As the README says: `python -m localpool --container-type T`, then the smoke check with --files."""
+    env = {**os.environ, "LOCALPOOL_TOKEN": POOL_TOKEN}
+    args = ("--quiet", "--container-type", container_type)
+    with local_pool_process(*args, env=env, start_timeout=POOL_START_TIMEOUT_SECONDS) as running:
+        completed = run_smoke_cli(
+            "--endpoint", running.endpoint, "--container-type", container_type, "--files", "--json", token=POOL_TOKEN
+        )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    verdict = json.loads(completed.stdout)
+    assert verdict["containerType"] == container_type
+    checks = [(result["apiVersion"], result.get("check"), result["ok"]) for result in verdict["results"]]
+    assert checks == [
+        ("2024-02-02-preview", "hello-world", True),
+        ("2024-10-02-preview", "hello-world", True),
+        ("2024-10-02-preview", "files", True),
+    ]
+
+
+def test_https_pool_is_trusted_through_the_printed_ssl_cert_file() -> None:
+    """--tls prints SSL_CERT_FILE=...; the smoke check trusts it even where the image sets
+    REQUESTS_CA_BUNDLE to the system bundle (requests would otherwise read only that)."""
+    env = {**os.environ, "LOCALPOOL_TOKEN": POOL_TOKEN}
+    with local_pool_process("--quiet", "--tls", env=env, start_timeout=POOL_START_TIMEOUT_SECONDS) as running:
+        assert running.endpoint.startswith("https://") and running.cert_path is not None
+        system = {name: requests.certs.where() for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")}
+        untrusted = run_smoke_cli(
+            "--endpoint", running.endpoint, "--timeout", "1.5", token=POOL_TOKEN, extra_env=system
+        )
+        trusted = run_smoke_cli(
+            "--endpoint", running.endpoint, "--files", token=POOL_TOKEN,
+            extra_env={**system, "SSL_CERT_FILE": str(running.cert_path)},
+        )  # fmt: skip
+    assert untrusted.returncode == 4 and "SSLError" in untrusted.stdout, untrusted.stdout + untrusted.stderr
+    assert trusted.returncode == 0, trusted.stdout + trusted.stderr
+    assert trusted.stdout.startswith(f"PASS hello-world ran on {running.endpoint} ")
+
+
+def test_a_missing_ssl_cert_file_is_a_usage_error(pool: LocalPool) -> None:
+    completed = run_smoke_cli(
+        "--endpoint", pool.endpoint, token=POOL_TOKEN, extra_env={"SSL_CERT_FILE": "/nonexistent/cert.pem"}
+    )
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert "SSL_CERT_FILE='/nonexistent/cert.pem' is not a readable file" in completed.stderr

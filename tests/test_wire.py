@@ -71,6 +71,14 @@ def test_legacy_execute_answer(container_type: ContainerType) -> None:
     assert body["properties"][field] == OUTPUTS[container_type].value
 
 
+@pytest.mark.parametrize("container_type", [ContainerType.PYTHON_LTS, ContainerType.NODE_LTS])
+def test_legacy_answer_without_a_value_is_an_empty_string(container_type: ContainerType) -> None:
+    # The Python recording (print only) and the NodeLTS tutorial (console.log only) both show "".
+    body = wire.legacy_execute_answer(container_type, ExecutionOutput("hi\n", "", None, 10))
+    field = "result" if container_type is ContainerType.PYTHON_LTS else "executionResult"
+    assert body["properties"][field] == ""
+
+
 def test_legacy_python_answer_matches_the_recording_shape() -> None:
     body = wire.legacy_execute_answer(ContainerType.PYTHON_LTS, ExecutionOutput("hi\n", "", "", 10))
     assert body == {
@@ -286,6 +294,15 @@ class TestParseExecutionRequest:
         assert (request.exec_command_and_args, request.stdin, request.timeout_seconds) == (("ls", "-a"), "x", 10)
         with pytest.raises(wire.WireError, match="not both"):
             parse(wire.API_2025_10, {"shellCommand": "ls", "execCommandAndArgs": ["ls"]}, shell)
+
+    def test_shell_timeouts_follow_the_shell_api(self) -> None:
+        parse = wire.parse_execution_request
+        assert parse(wire.API_2025_10, {"shellCommand": "ls"}, ContainerType.SHELL).timeout_seconds == 180
+        assert parse(wire.API_2025_10, {"shellCommand": "ls", "timeoutInSeconds": 600}, ContainerType.SHELL)
+        with pytest.raises(wire.WireError, match="timeoutInSeconds must be 1-600"):
+            parse(wire.API_2025_10, {"shellCommand": "ls", "timeoutInSeconds": 601}, ContainerType.SHELL)
+        with pytest.raises(wire.WireError, match="timeoutInSeconds must be 1-220"):
+            parse(wire.API_2025_10, {"code": "1", "timeoutInSeconds": 600}, ContainerType.PYTHON_LTS)
 
     @pytest.mark.parametrize(
         ("body", "message"),

@@ -25,7 +25,7 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ),
     ExitCode.USAGE: (
         "usage or configuration error: no endpoint, bad URL or proxy setting, no credential, bad --identifier, "
-        "bad flag, --timeout under 0.5 s"
+        "bad flag, --timeout under 0.5 s, an endpoint whose TLS certificate is not trusted (stopped at once)"
     ),
     ExitCode.UNAUTHORIZED: (
         "still HTTP 401/403 when the deadline passed: the role assignment has not reached the data plane yet, "

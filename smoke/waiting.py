@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import re
+import ssl
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -22,7 +23,7 @@ from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
 from azure.core.rest import HttpResponse
 
-from smoke.settings import MIN_ATTEMPT_SECONDS, ConfigurationError
+from smoke.settings import CA_FILE_ENV_VAR, MIN_ATTEMPT_SECONDS, ConfigurationError
 
 # Backoff for "not yet" answers: it starts near 1 s and grows gently (x1.25), so the first seconds after
 # access arrives are sampled densely, and reaches the 15 s cap after about a minute.
@@ -129,13 +130,47 @@ def describe_answer(response: HttpResponse, redact: Callable[[str], str], retry_
     return f"HTTP {status} ({detail})"
 
 
+def certificate_failure(error: BaseException | None) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind a transport error, if that is what it is.
+
+    azure-core wraps requests' SSLError, which wraps urllib3's (in a MaxRetryError on some versions).
+    """
+    pending: list[object] = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        seen.add(id(current))
+        pending += [getattr(current, "inner_exception", None), getattr(current, "reason", None), current.__cause__]
+        pending += current.args
+    return None
+
+
+def stops_at_once(error: BaseException | None) -> bool:
+    """True for a transport error that retrying cannot cure: an unsendable request, an untrusted certificate."""
+    inner = getattr(error, "inner_exception", None) or error
+    return type(inner).__name__ in _UNSENDABLE_ERRORS or certificate_failure(error) is not None
+
+
 def describe_error(error: BaseException, watch: Watch) -> str:
-    """Why a request got no answer; ConfigurationError when it could not even be built (retrying cannot help)."""
+    """Why a request got no answer; ConfigurationError when retrying cannot help (see stops_at_once)."""
     inner = getattr(error, "inner_exception", None) or error
     if type(inner).__name__ in _UNSENDABLE_ERRORS:
         raise ConfigurationError(
             f"The request to {watch.origin} could not be sent ({type(inner).__name__}: {one_line(str(inner))}); "
             "check the endpoint URL and any proxy settings (HTTPS_PROXY, HTTP_PROXY, NO_PROXY)."
+        )
+    untrusted = certificate_failure(error)
+    if untrusted is not None:
+        # A configuration problem, not a propagation delay: the same certificate is presented on every try.
+        raise ConfigurationError(
+            f"The TLS certificate of {watch.origin} is not trusted "
+            f"({one_line(untrusted.verify_message or str(untrusted))}); for a local pool started with --tls, "
+            f"set {CA_FILE_ENV_VAR} to the certificate path it printed, otherwise check the endpoint URL and the "
+            f"CA bundle named by {CA_FILE_ENV_VAR} or REQUESTS_CA_BUNDLE."
         )
     if isinstance(error, ServiceResponseTimeoutError | ServiceRequestTimeoutError):
         phase = "connecting" if isinstance(error, ServiceRequestTimeoutError) else "reading the answer"
@@ -210,8 +245,7 @@ class WaitingRetryPolicy(RetryPolicy):
 
     def increment(self, settings: dict[str, Any], response: Any = None, error: Exception | None = None) -> bool:
         """RetryPolicy's count, and no further try when the deadline (or a long Retry-After) leaves no time."""
-        inner = getattr(error, "inner_exception", None) or error
-        if type(inner).__name__ in _UNSENDABLE_ERRORS or not super().increment(settings, response, error):
+        if stops_at_once(error) or not super().increment(settings, response, error):
             return False
         remaining = self.watch.deadline.remaining()
         retry_after = self.retry_after(response)

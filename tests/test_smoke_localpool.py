@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from localpool import LocalPool
-from localpool.process import local_pool_process
+from localpool.process import RunningPool, local_pool_process
 from tests.support.smoke_cli import run_smoke_cli
 
 POOL_TOKEN = "smk-LOCALPOOL-TOKEN-5a1e9d3b-never-print-me"
@@ -95,23 +97,51 @@ def test_every_container_type_passes_with_the_file_round_trip(container_type: st
     ]
 
 
-def test_https_pool_is_trusted_through_the_printed_ssl_cert_file() -> None:
-    """--tls prints SSL_CERT_FILE=...; the smoke check trusts it even where the image sets
-    REQUESTS_CA_BUNDLE to the system bundle (requests would otherwise read only that)."""
+@pytest.fixture(scope="module")
+def tls_pool() -> Iterator[RunningPool]:
+    """`python -m localpool --tls` for the module: an HTTPS pool with its own self-signed certificate."""
     env = {**os.environ, "LOCALPOOL_TOKEN": POOL_TOKEN}
     with local_pool_process("--quiet", "--tls", env=env, start_timeout=POOL_START_TIMEOUT_SECONDS) as running:
         assert running.endpoint.startswith("https://") and running.cert_path is not None
-        system = {name: requests.certs.where() for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")}
-        untrusted = run_smoke_cli(
-            "--endpoint", running.endpoint, "--timeout", "1.5", token=POOL_TOKEN, extra_env=system
-        )
-        trusted = run_smoke_cli(
-            "--endpoint", running.endpoint, "--files", token=POOL_TOKEN,
-            extra_env={**system, "SSL_CERT_FILE": str(running.cert_path)},
-        )  # fmt: skip
-    assert untrusted.returncode == 4 and "SSLError" in untrusted.stdout, untrusted.stdout + untrusted.stderr
+        yield running
+
+
+def _system_ca_bundle() -> dict[str, str]:
+    """Every CA variable pointed at the system bundle, as images often set REQUESTS_CA_BUNDLE."""
+    return {name: requests.certs.where() for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")}
+
+
+def test_https_pool_is_trusted_through_the_printed_ssl_cert_file(tls_pool: RunningPool) -> None:
+    """--tls prints SSL_CERT_FILE=...; the smoke check trusts it even where the image sets
+    REQUESTS_CA_BUNDLE to the system bundle (requests would otherwise read only that)."""
+    trusted = run_smoke_cli(
+        "--endpoint", tls_pool.endpoint, "--files", token=POOL_TOKEN,
+        extra_env={**_system_ca_bundle(), "SSL_CERT_FILE": str(tls_pool.cert_path)},
+    )  # fmt: skip
     assert trusted.returncode == 0, trusted.stdout + trusted.stderr
-    assert trusted.stdout.startswith(f"PASS hello-world ran on {running.endpoint} ")
+    assert trusted.stdout.startswith(f"PASS hello-world ran on {tls_pool.endpoint} ")
+
+
+def test_an_untrusted_certificate_stops_at_once_with_exit_2(tls_pool: RunningPool) -> None:
+    """A certificate that fails verification is configuration, not propagation: no waiting for the deadline."""
+    started = time.monotonic()
+    completed = run_smoke_cli(
+        "--endpoint", tls_pool.endpoint, "--timeout", "30", "--json", token=POOL_TOKEN, extra_env=_system_ca_bundle()
+    )
+    elapsed = time.monotonic() - started
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    verdict = json.loads(completed.stdout)
+    assert verdict["exitCode"] == 2 and verdict["results"], verdict
+    origin = "https://" + urlsplit(tls_pool.endpoint).netloc
+    for result in verdict["results"]:
+        assert result["outcome"] == "configuration" and result["attempts"] == 1, result
+        assert result["error"] == (
+            f"The TLS certificate of {origin} is not trusted (self-signed certificate); for a local pool started "
+            "with --tls, set SSL_CERT_FILE to the certificate path it printed, otherwise check the endpoint URL and "
+            "the CA bundle named by SSL_CERT_FILE or REQUESTS_CA_BUNDLE."
+        ), result
+    assert "attempt" not in completed.stderr, completed.stderr  # no "attempt N: ...; next try in" waiting lines
+    assert elapsed < 15, f"took {elapsed:.1f} s of the 30 s deadline"
 
 
 def test_a_missing_ssl_cert_file_is_a_usage_error(pool: LocalPool) -> None:

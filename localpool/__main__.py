@@ -64,6 +64,7 @@ NO_SANDBOX_WARNING = (
     "use it for trusted code only."
 )
 
+_UPLOAD_LIMITS = ", ".join(f"{limit} bytes for {kind}" for kind, limit in MAX_UPLOAD_BYTES.items())
 DESCRIPTION = f"""\
 Serve an offline stand-in for the data plane of an Azure Container Apps dynamic-sessions pool
 (container type NodeLTS, PythonLTS or Shell) on this machine. Each session identifier gets its own
@@ -74,7 +75,7 @@ with the limits below and a timeout per execution (timeoutInSeconds, at most and
 runs Node.js with the permission model on and a {SESSION_HEAP_MB} MB heap, PythonLTS one persistent
 Python namespace per session, Shell each command by bash.
 Output streams are cut at {OUTPUT_STREAM_MAX_CHARS} characters; bodies above
-{MAX_REQUEST_BODY_BYTES} bytes (uploads: files above {MAX_UPLOAD_BYTES} bytes) are refused. Without a
+{MAX_REQUEST_BODY_BYTES} bytes (uploads: files above {_UPLOAD_LIMITS}) are refused. Without a
 working bubblewrap it exits with code 2.
 
 When ready it prints on stdout:

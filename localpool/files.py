@@ -21,7 +21,7 @@ from pathlib import Path
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from localpool.disk import directory_usage
-from localpool.wire import FILES_ROOT, MAX_UPLOAD_BYTES, FileInfo, WireError, upload_too_large
+from localpool.wire import FILES_ROOT, MAX_UPLOAD_BYTES, ContainerType, FileInfo, WireError, upload_too_large
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO the session left behind must not hang the server.
@@ -119,10 +119,12 @@ class SessionFiles:
         *,
         owner: tuple[int, int] | None,
         disk_limit_bytes: int,
+        container_type: ContainerType,
         held_bytes: Callable[[], int] | None = None,
         on_change: Callable[[], None] | None = None,
     ) -> None:
-        """root: the session directory; owner: (uid, gid) new files get (the sandbox's user), if any.
+        """root: the session directory; owner: (uid, gid) new files get (the sandbox's user), if any;
+        container_type: whose upload limit applies (wire.MAX_UPLOAD_BYTES).
 
         held_bytes: what the session's sandbox holds besides the directory (files it keeps open after
         deleting them); on_change: told when an upload changed the directory.
@@ -130,6 +132,7 @@ class SessionFiles:
         self.root = root
         self.owner = owner
         self.disk_limit_bytes = disk_limit_bytes
+        self.container_type = container_type
         self._held_bytes = held_bytes
         self.on_change = on_change
 
@@ -258,6 +261,7 @@ class Upload:
         self.name = name
         self.parts = parts
         self.size = 0
+        self._max_bytes = MAX_UPLOAD_BYTES[files.container_type]
         self._budget = files.disk_limit_bytes - files.used_bytes()
         self._partial = f"{_PARTIAL_PREFIX}{uuid.uuid4().hex}"
         with files._directory(parts, create=True) as fd:
@@ -266,10 +270,10 @@ class Upload:
         files._own(self._partial, self._dir_fd)
 
     def write(self, data: bytes) -> None:
-        """Append bytes; 413 past Azure's upload limit or the session's disk limit."""
+        """Append bytes; 413 past Azure's upload limit (of the container type) or the session's disk limit."""
         self.size += len(data)
-        if self.size > MAX_UPLOAD_BYTES:
-            raise upload_too_large(self.size)
+        if self.size > self._max_bytes:
+            raise upload_too_large(self.size, self.files.container_type)
         if self.size > self._budget:
             raise disk_full(self.files.disk_limit_bytes)
         view = memoryview(data)

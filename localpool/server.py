@@ -57,7 +57,6 @@ LINGER_CHUNK_BYTES = 64 * 1024
 IO_CHUNK_BYTES = 1024 * 1024
 # A multipart upload body may exceed its file's size by the part headers and boundaries.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
-MAX_UPLOAD_BODY_BYTES = wire.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES
 # A chunk-size line of a chunked body longer than this is refused (hex size plus extensions).
 MAX_CHUNK_LINE_BYTES = 4096
 
@@ -781,7 +780,11 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
     def _upload(self, request: _Request) -> None:
         """POST files (files/upload in 2024-02-02-preview): multipart, streamed into /mnt/data."""
         identifier = self._identifier(request)
-        chunks = self._body_chunks(MAX_UPLOAD_BODY_BYTES, wire.upload_too_large)
+        container_type = self._container_type
+        chunks = self._body_chunks(
+            wire.MAX_UPLOAD_BYTES[container_type] + MULTIPART_OVERHEAD_BYTES,
+            lambda size: wire.upload_too_large(size, container_type),
+        )
         # 2024-02-02-preview answers a list; later versions answer one file, so take one.
         max_files = None if request.api_version == wire.API_2024_02 else 1
         with self._session(identifier) as session:

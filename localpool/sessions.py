@@ -312,6 +312,7 @@ class SessionManager:
             session.workdir,
             owner=owner,
             disk_limit_bytes=self.sandbox.limits.disk_bytes,
+            container_type=self.runtime.container_type,
             held_bytes=lambda: self._held_bytes(session),
             on_change=changed,
         )

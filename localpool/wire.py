@@ -51,9 +51,17 @@ SHELL_DEFAULT_EXECUTION_SECONDS = 180
 SHELL_MAX_EXECUTION_SECONDS = 600
 # SessionCodeExecutionRequest.outputStreamsMaxLength: "Default value is 4096."
 DEFAULT_OUTPUT_STREAMS_MAX_LENGTH = 4096
-# sessions-code-interpreter.md: uploads up to 128 MB; a larger one is refused with 413. The doc
-# does not say whether MB means 10^6 or 2^20 bytes; the larger reading is taken.
-MAX_UPLOAD_BYTES = 128 * 1024 * 1024
+# The largest file one upload may carry, per container type; a larger one is refused with 413. No document
+# says whether MB means 10^6 or 2^20 bytes; the larger reading is taken.
+# - NodeLTS, PythonLTS: sessions-code-interpreter.md, "The file upload limit is 128 MB" (413 above it). The
+#   Python image's own api-spec-python.md (Azure-Samples) says "max 250 MB by default"; the service's doc wins.
+# - Shell: code-interpreter/shell/api-spec-shell.md (Azure-Samples), Upload File and Notes: "Max file upload
+#   size is 250 MB by default" (no doc of the service names a Shell limit).
+MAX_UPLOAD_BYTES: dict[ContainerType, int] = {
+    ContainerType.NODE_LTS: 128 * 1024 * 1024,
+    ContainerType.PYTHON_LTS: 128 * 1024 * 1024,
+    ContainerType.SHELL: 250 * 1024 * 1024,
+}
 # parameters.SessionIdentifier.pattern of the 2025-10-02-preview document (4-128 characters).
 SESSION_IDENTIFIER_PATTERN = re.compile(r"^[a-zA-Z0-9_|}{\[\]\:\"\";'<>?\/.,@#$%\^&*()_\-+=!~`]{4,128}$")
 SESSION_IDENTIFIER_RULE = "4-128 characters: letters, digits and the punctuation _|{}[]:\";'<>?/.,@#$%^&*()-+=!~`"
@@ -260,12 +268,14 @@ def invalid_identifier(identifier: str | None) -> WireError | None:
     return None
 
 
-def upload_too_large(size: int) -> WireError:
-    """413 for an upload above Azure's documented limit."""
+def upload_too_large(size: int, container_type: ContainerType) -> WireError:
+    """413 for an upload above Azure's documented limit for the container type."""
+    limit = MAX_UPLOAD_BYTES[container_type]
     return WireError(
         413,
         "RequestEntityTooLarge",
-        f"The file is {size} bytes; a session accepts files up to {MAX_UPLOAD_BYTES} bytes (128 MB).",
+        f"The file is {size} bytes; a {container_type} session accepts files up to {limit} bytes "
+        f"({limit / (1024 * 1024):g} MB).",
     )
 
 

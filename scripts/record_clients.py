@@ -274,7 +274,7 @@ class Server:
         self.loop.run_forever()
 
     async def _start(self) -> None:
-        app = web.Application(client_max_size=wire.MAX_UPLOAD_BYTES)
+        app = web.Application(client_max_size=max(wire.MAX_UPLOAD_BYTES.values()))
         app.router.add_route("*", "/{tail:.*}", self.recorder.handle)
         self.runner = web.AppRunner(app)
         await self.runner.setup()

@@ -278,16 +278,42 @@ def test_multipart_labelled_application_json_is_read_by_its_boundary(client: Poo
 
 
 def test_upload_above_azures_limit_is_413_before_the_body_is_read(pool: LocalPool) -> None:
+    announced = wire.MAX_UPLOAD_BYTES[pool.container_type] * 2
     head = (
         f"POST {BASE_PATH}/files?api-version={wire.API_2025_10}&identifier=big-upload HTTP/1.1\r\n"
         f"Host: 127.0.0.1:{pool.port}\r\nAuthorization: Bearer {TOKEN}\r\n"
-        f"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: {wire.MAX_UPLOAD_BYTES * 2}\r\n\r\n"
+        f"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: {announced}\r\n\r\n"
     )
     with socket.create_connection((pool.host, pool.port), timeout=10) as connection:
         connection.sendall(head.encode())
         answer = connection.recv(65536).decode()
     assert answer.startswith("HTTP/1.1 413"), answer[:200]
     assert "RequestEntityTooLarge" in answer
+
+
+@pytest.mark.parametrize("container_type", list(wire.ContainerType))
+def test_each_container_types_upload_limit_holds_to_the_byte(container_type: wire.ContainerType) -> None:
+    """Real uploads at the limit Azure documents for the type (Shell 250 MB, the others 128 MB): one byte
+    over is 413 and stores nothing, exactly the limit is stored (the disk limit set above both)."""
+    limit = wire.MAX_UPLOAD_BYTES[container_type]
+    disk = SandboxLimits(disk_mb=max(wire.MAX_UPLOAD_BYTES.values()) // (1024 * 1024) + 10)
+    with (
+        LocalPool(token=TOKEN, container_type=container_type, prewarm=False, limits=disk) as local,
+        PoolClient(local.endpoint) as client,
+    ):
+        identifier = new_identifier()
+        over = upload(client, identifier, wire.API_2025_10, name="big.bin", data=b"x" * (limit + 1))
+        assert over.status_code == 413, over.text[:300]
+        assert over.json()["error"] == {
+            "code": "RequestEntityTooLarge",
+            "message": f"The file is {limit + 1} bytes; a {container_type} session accepts files up to {limit} bytes "
+            f"({limit // (1024 * 1024)} MB).",
+        }
+        listed = client.http.get(client.endpoint + "/files", params=params(identifier, wire.API_2025_10))
+        assert listed.json()["value"] == []
+        at_limit = upload(client, identifier, wire.API_2025_10, name="big.bin", data=b"x" * limit)
+        assert at_limit.status_code == 200, at_limit.text[:300]
+        assert at_limit.json()["sizeInBytes"] == limit
 
 
 def test_upload_beyond_the_session_disk_limit_is_413_and_leaves_nothing() -> None:
@@ -320,7 +346,7 @@ def test_later_versions_take_one_file_per_upload_and_store_none_of_a_second(clie
 
 
 def test_session_files_reject_climbing_paths(tmp_path: Path) -> None:
-    files = SessionFiles(tmp_path, owner=None, disk_limit_bytes=1024)
+    files = SessionFiles(tmp_path, owner=None, disk_limit_bytes=1024, container_type=wire.ContainerType.NODE_LTS)
     for bad in ("..", "a/../../b", "x\x00y"):
         with pytest.raises(wire.WireError) as caught:
             files.list(bad)

@@ -272,9 +272,22 @@ def test_identifier_rule() -> None:
     assert "not valid" in wire.invalid_identifier("x" * 129).message
 
 
-def test_upload_limit_error() -> None:
-    error = wire.upload_too_large(wire.MAX_UPLOAD_BYTES + 1)
+def test_upload_limits_are_the_documented_figures() -> None:
+    """sessions-code-interpreter.md: 128 MB; the Shell image's api-spec-shell.md: 250 MB (MB read as MiB)."""
+    assert wire.MAX_UPLOAD_BYTES == {
+        ContainerType.NODE_LTS: 128 * 2**20,
+        ContainerType.PYTHON_LTS: 128 * 2**20,
+        ContainerType.SHELL: 250 * 2**20,
+    }
+
+
+@pytest.mark.parametrize("container_type", list(ContainerType))
+def test_upload_limit_error(container_type: ContainerType) -> None:
+    error = wire.upload_too_large(wire.MAX_UPLOAD_BYTES[container_type] + 1, container_type)
     assert error.status == 413
+    assert f"a {container_type} session accepts files up to {wire.MAX_UPLOAD_BYTES[container_type]} bytes" in (
+        error.message
+    )
     validate_response(wire.API_2025_10, "POST", "/files", 413, error.headers, error.body)
 
 

@@ -40,6 +40,8 @@ DRIP_SECONDS = 0.2
 MAX_DRIPS = 25
 # How late after its deadline a connection may be cut (thread wake-up on a loaded 2-core machine).
 CUT_SLACK_SECONDS = 1.5
+# How long to wait for the rest of an answer once its first bytes arrived.
+ANSWER_READ_SECONDS = 5.0
 SMALL_CAP = 8
 HELLO = "'hello, ' + 'world'"
 HELLO_RESULT = "hello, world"
@@ -84,17 +86,22 @@ def request_head(port: int) -> list[bytes]:
 
 
 def closed_by_server(connection: socket.socket) -> bytes | None:
-    """What the server sent before closing, or None while the connection is still open (no wait)."""
+    """What the server sent before closing, or None while nothing has arrived (no wait).
+
+    Once anything has arrived, read on until the server closes (an answer and its FIN may arrive apart).
+    """
+    if not select.select([connection], [], [], 0)[0]:
+        return None
+    connection.settimeout(ANSWER_READ_SECONDS)
     received = b""
-    while select.select([connection], [], [], 0)[0]:
+    while True:
         try:
             chunk = connection.recv(65536)
-        except ConnectionResetError:
+        except (ConnectionResetError, TimeoutError):
             return received
         if not chunk:
             return received
         received += chunk
-    return None
 
 
 def hello_world(server_endpoint: str, token: str = TOKEN) -> tuple[float, dict[str, object]]:

@@ -7,8 +7,6 @@
 #           message on stderr says the exact command that fixes it.
 set -euo pipefail
 
-INSTALL_COMMAND="apt-get install bubblewrap"
-SLIRP_INSTALL_COMMAND="apt-get install slirp4netns"
 USERNS_COMMAND="sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"
 
 # The same kind of sandbox the pool makes, doing nothing; as root, started as nobody, as the pool does.
@@ -22,27 +20,22 @@ probe() {
         -- /usr/bin/true
 }
 
-if ! command -v bwrap >/dev/null 2>&1; then
+# ensure_installed COMMAND PACKAGE WHAT: install PACKAGE when COMMAND is missing and we are root with apt-get,
+# else say what needs it and the command that installs it.
+ensure_installed() {
+    command -v "$1" >/dev/null 2>&1 && return 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "ensure-bwrap: installing bubblewrap (apt-get install bubblewrap)" >&2
+        echo "ensure-bwrap: installing $2 (apt-get install $2)" >&2
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
     else
-        echo "ensure-bwrap: bubblewrap (bwrap) is not installed; the local pool needs it: sudo $INSTALL_COMMAND" >&2
+        echo "ensure-bwrap: $2 ($1) is not installed; $3 need it: sudo apt-get install $2" >&2
         exit 1
     fi
-fi
+}
 
-if ! command -v slirp4netns >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "ensure-bwrap: installing slirp4netns (apt-get install slirp4netns)" >&2
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slirp4netns >/dev/null
-    else
-        echo "ensure-bwrap: slirp4netns is not installed; EgressEnabled local pools need it: sudo $SLIRP_INSTALL_COMMAND" >&2
-        exit 1
-    fi
-fi
+ensure_installed bwrap bubblewrap "the local pool's sessions"
+ensure_installed slirp4netns slirp4netns "EgressEnabled local pools"
 
 if ! said=$(probe 2>&1); then
     echo "ensure-bwrap: bwrap cannot create its namespaces here ($said);" \

@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=NETWORK_STATUSES,
         default=DEFAULT_NETWORK_STATUS,
         help="as the Azure pool's setting: EgressDisabled gives each session an empty network namespace "
-        "(not even loopback), EgressEnabled shares this machine's network (default: %(default)s)",
+        "(not even loopback), EgressEnabled its own outbound-only network through slirp4netns (no host loopback, "
+        "no inbound ports) (default: %(default)s)",
     )
     parser.add_argument(
         "--memory-mb",

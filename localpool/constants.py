@@ -1,7 +1,7 @@
 """Values of the local pool itself (Azure's data-plane facts live in localpool/wire.py).
 
 Every limit of the local stand-in is named once here, so the CLI help, the server and the
-README section all tell the same story.
+docs/local-pool.md all tell the same story.
 """
 
 from __future__ import annotations

@@ -104,7 +104,8 @@ class LocalPool:
         container_type: NodeLTS (default), PythonLTS or Shell (localpool/runtimes.py).
         environ: where to look for LOCALPOOL_NODE, LOCALPOOL_PYTHON and PATH (default: os.environ).
         network_status: EgressDisabled (each session has an empty network namespace) or
-            EgressEnabled (sessions share the host's network), as the Azure pool's setting.
+            EgressEnabled (each session has its own outbound-only network through slirp4netns), as the
+            Azure pool's setting.
         limits: resource limits of each session's sandbox (defaults in constants.py).
         sandbox: False runs session code without bubblewrap: for trusted code only.
         tls: serve HTTPS; with cert and key given they are used (TlsSetupError if unusable), else a

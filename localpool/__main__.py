@@ -58,11 +58,21 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_UNUSABLE_SETUP = 2
 MAX_PORT = 65535
-NO_SANDBOX_WARNING = (
-    "localpool: WARNING: --no-sandbox: session code runs WITHOUT the bubblewrap sandbox (NodeLTS keeps only "
-    "Node.js's permission model, which does not hold against malicious code; PythonLTS and Shell keep nothing); "
-    "use it for trusted code only."
-)
+
+
+def no_sandbox_warning(container_type: str) -> str:
+    """The warning --no-sandbox prints at every start: what session code can reach without bubblewrap."""
+    who = f"as this pool's own user (uid {os.geteuid()}) with its network and its files"
+    if container_type == ContainerType.NODE_LTS:
+        # Node's permission model limits files, child processes and workers, not the network.
+        kept = "only Node.js's permission model stands in the way, and it does not hold against malicious code"
+    else:
+        kept = "there is no isolation at all"
+    return (
+        f"localpool: WARNING: --no-sandbox: {container_type} session code runs WITHOUT the bubblewrap sandbox, "
+        f"{who}: {kept}; --network-status does not apply. Use it for trusted code only."
+    )
+
 
 _UPLOAD_LIMITS = ", ".join(f"{limit} bytes for {kind}" for kind, limit in MAX_UPLOAD_BYTES.items())
 DESCRIPTION = f"""\
@@ -177,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-sandbox",
         action="store_true",
-        help="run session code without bubblewrap, for TRUSTED code only (warns at every start)",
+        help="run session code without bubblewrap, as this pool's own user with its network and files, for TRUSTED "
+        "code only (warns at every start)",
     )
     parser.add_argument(
         "--max-sessions",
@@ -221,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(error))  # exits with EXIT_UNUSABLE_SETUP, after the usage line
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV_VAR) or None
     if args.no_sandbox:
-        print(NO_SANDBOX_WARNING, file=sys.stderr, flush=True)
+        print(no_sandbox_warning(args.container_type), file=sys.stderr, flush=True)
     limits = SandboxLimits(
         memory_mb=args.memory_mb,
         cpu_seconds=args.cpu_seconds,
@@ -274,11 +285,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{TOKEN_LINE_PREFIX}{pool.token}", flush=True)
         if pool.cert_path is not None:
             print(f"{CERT_LINE_PREFIX}{pool.cert_path}", flush=True)
-        contained = "in bubblewrap sandboxes" if not args.no_sandbox else "WITHOUT a sandbox"
+        if args.no_sandbox:
+            contained = f"WITHOUT a sandbox, as uid {os.geteuid()} with the pool's own network and files,"
+        else:
+            contained = f"in bubblewrap sandboxes with network {args.network_status},"
         print(
             f"localpool: {pool.container_type} sessions {contained} on {pool.runtime.display_name} "
-            f"{pool.runtime.version_text} "
-            f"({pool.runtime.path}), network {args.network_status}; Ctrl-C stops.",
+            f"{pool.runtime.version_text} ({pool.runtime.path}); Ctrl-C stops.",
             file=sys.stderr,
             flush=True,
         )

@@ -237,7 +237,9 @@ class SandboxLimits:
             f"--cpu={self.cpu_seconds}",
             f"--nproc={self.processes}",
             f"--nofile={self.open_files}",
-            f"--fsize={self.disk_bytes}",
+            # One byte past the limit: a file that would outgrow it alone is cut there, and the server's
+            # measurement after the execution sees the breach (at the limit, it would see none).
+            f"--fsize={self.disk_bytes + 1}",
             "--core=0",
         ]
 

@@ -90,7 +90,8 @@ class Execution:
     def finish(self, outcome: RunOutcome, timeout: float, breach: str = "", runtime_name: str = "Node.js") -> None:
         """Record an interpreter outcome; the status is written last so readers see whole results.
 
-        breach: why the server ended the session during the execution (e.g. its disk limit), if it did.
+        breach: why the server ended the session during or right after the execution (e.g. its disk
+        limit), if it did; the execution then fails with it whatever the code returned.
         runtime_name: the interpreter, as failure messages name it.
         """
         self.stdout = outcome.stdout[:OUTPUT_STREAM_MAX_CHARS]
@@ -98,14 +99,14 @@ class Execution:
         self.exit_code = outcome.command_exit_code
         self.time_ms = outcome.duration_ms
         stderr = outcome.stderr
-        if outcome.kind == "ok":
+        if outcome.kind == "ok" and not breach:
             status = STATUS_SUCCEEDED
         else:
             status = STATUS_FAILED
             self.error_code, self.error_message = (
                 (ERROR_DISK_LIMIT, breach) if breach else _describe_failure(outcome, timeout, runtime_name)
             )
-            if outcome.kind != "error":
+            if breach or outcome.kind != "error":
                 # The runner already wrote "Uncaught ..." for errors; say what happened otherwise.
                 stderr = f"{stderr}{self.error_message}\n"
         self.stderr = stderr[:OUTPUT_STREAM_MAX_CHARS]
@@ -464,7 +465,15 @@ class SessionManager:
         if outcome.kind in {"timeout", "crash", "broken"}:
             interpreter.close()
             session.interpreter = None
-        execution.finish(outcome, timeout, session.breach if outcome.kind != "ok" else "", self.runtime.display_name)
+        breach = session.breach if outcome.kind != "ok" else ""
+        if not breach and not session.ended:
+            # Measured before answering: code that writes past the limit and returns at once finishes
+            # before the periodic check comes round, and must not be answered Succeeded.
+            session.disk_checked = None
+            breach = self.disk_breach(session)
+            if breach:
+                self._end_for_breach(session, breach)
+        execution.finish(outcome, timeout, breach, self.runtime.display_name)
 
     def _end(self, session: Session) -> None:
         session.ended = True
@@ -498,13 +507,16 @@ class SessionManager:
                 sessions = list(self._sessions.values())
             for session in sessions:
                 breach = self.disk_breach(session)
-                if not breach:
-                    continue
-                session.breach = breach
-                with self._lock:
-                    if self._sessions.get(session.identifier) is session:
-                        del self._sessions[session.identifier]
-                self._end(session)
+                if breach:
+                    self._end_for_breach(session, breach)
+
+    def _end_for_breach(self, session: Session, breach: str) -> None:
+        """End a session that broke a limit; its identifier starts a new session next time."""
+        session.breach = breach
+        with self._lock:
+            if self._sessions.get(session.identifier) is session:
+                del self._sessions[session.identifier]
+        self._end(session)
 
     def _spare_loop(self) -> None:
         """Keep one started interpreter ready so a new session's first execution skips its start-up."""

@@ -193,28 +193,33 @@ def _shown(value: str) -> str:
 # (dotnet/aspnet-api-versioning wiki "Error Responses"; the App Configuration REST docs
 # "rest-api-versioning" show the same sentences); Azure Resource Manager lists the alternatives as
 # "The supported api-versions are '...'." Both are followed here, in Azure.Core's error shape.
+def _versions_having(path: str) -> list[str]:
+    """The api-versions with an operation at ``path``, or all of them when none has it (an unknown path)."""
+    having = [
+        version
+        for version in SUPPORTED_API_VERSIONS
+        if any(op.match(path) is not None for op in operations_for(version))
+    ]
+    return having or list(SUPPORTED_API_VERSIONS)
+
+
 def missing_api_version(path: str) -> WireError:
-    """400 for a request without ``api-version``."""
+    """400 for a request without ``api-version``, naming the versions that have this path."""
     return WireError(
         400,
         "ApiVersionUnspecified",
         f"An API version is required, but was not specified for '{_shown(path)}'. "
-        f"The supported api-versions are '{_listed(SUPPORTED_API_VERSIONS)}'.",
+        f"The supported api-versions are '{_listed(_versions_having(path))}'.",
     )
 
 
 def unsupported_api_version(path: str, api_version: str) -> WireError:
     """400 for an ``api-version`` this path does not have, naming the ones it has."""
-    supported = [
-        version
-        for version in SUPPORTED_API_VERSIONS
-        if any(op.match(path) is not None for op in operations_for(version))
-    ]
     return WireError(
         400,
         "UnsupportedApiVersion",
         f"The HTTP resource that matches the request URI '{_shown(path)}' does not support the API version "
-        f"'{_shown(api_version)}'. The supported api-versions are '{_listed(supported or SUPPORTED_API_VERSIONS)}'.",
+        f"'{_shown(api_version)}'. The supported api-versions are '{_listed(_versions_having(path))}'.",
     )
 
 

@@ -213,6 +213,34 @@ def test_disk_fill_ends_the_session_and_frees_its_files(client: PoolClient, pool
     assert_still_serving(pool.endpoint)
 
 
+def test_disk_burst_that_returns_at_once_is_reported(client: PoolClient, pool: LocalPool) -> None:
+    # Written and returned before the pool's periodic check comes round: the measurement made as the
+    # execution finishes must catch it, or the answer says Succeeded and the session vanishes silently.
+    identifier = new_identifier("burst")
+    chunk_mb = SMALL_DISK_MB // 4
+    code = f"""
+        const chunk = Buffer.alloc({chunk_mb} * 1024 * 1024, 1);
+        for (let i = 0; i < 5; i++) require('fs').writeFileSync('burst-' + i, chunk);
+        'written'
+    """
+    body = client.run(identifier, code)
+    assert body["status"] == STATUS_FAILED, body
+    assert body["error"]["error"]["code"] == "SessionDiskLimitExceeded", body
+    assert f"disk limit of {SMALL_DISK_MB} MiB" in body["error"]["error"]["message"]
+    assert _result(client, "require('fs').readdirSync('.').length", identifier) == "0"
+    assert_still_serving(pool.endpoint)
+
+
+def test_one_file_over_the_disk_limit_is_reported_as_such(client: PoolClient, pool: LocalPool) -> None:
+    identifier = new_identifier("bigfile")
+    code = f"require('fs').writeFileSync('big', Buffer.alloc({SMALL_DISK_MB + 1} * 1024 * 1024, 1)); 'written'"
+    body = client.run(identifier, code)
+    assert body["status"] == STATUS_FAILED, body
+    assert body["error"]["error"]["code"] == "SessionDiskLimitExceeded", body
+    assert _result(client, "require('fs').readdirSync('.').length", identifier) == "0"
+    assert_still_serving(pool.endpoint)
+
+
 # Written, then held while the pool measures: the execution waits long enough for several checks.
 _HOLD_THEN_WAIT = """
 const fs = require('fs');

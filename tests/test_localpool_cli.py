@@ -164,6 +164,33 @@ def test_no_sandbox_warns_at_every_start() -> None:
         assert "WARNING: --no-sandbox" in running.process.stderr.read()
 
 
+def test_no_sandbox_says_python_code_has_the_pools_user_network_and_files() -> None:
+    with cli_pool("--token", "t", "--no-sandbox", "--no-prewarm", "--container-type", "PythonLTS") as running:
+        running.process.send_signal(signal.SIGTERM)
+        running.process.wait(timeout=CLI_START_TIMEOUT_SECONDS)
+        assert running.process.stderr is not None
+        stderr = running.process.stderr.read()
+    uid = f"uid {os.geteuid()}"
+    warning = next(line for line in stderr.splitlines() if "WARNING: --no-sandbox" in line)
+    assert "PythonLTS" in warning and uid in warning and "network and its files" in warning
+    assert "no isolation at all" in warning
+    banner = next(line for line in stderr.splitlines() if "Ctrl-C stops" in line)
+    assert "WITHOUT a sandbox" in banner and uid in banner
+    # Without the sandbox the pool does not set up a network: naming a status would be a false claim.
+    assert "Egress" not in banner
+
+
+def test_no_sandbox_says_node_keeps_only_its_permission_model() -> None:
+    with cli_pool("--token", "t", "--no-sandbox", "--no-prewarm") as running:
+        running.process.send_signal(signal.SIGTERM)
+        running.process.wait(timeout=CLI_START_TIMEOUT_SECONDS)
+        assert running.process.stderr is not None
+        stderr = running.process.stderr.read()
+    warning = next(line for line in stderr.splitlines() if "WARNING: --no-sandbox" in line)
+    assert "only Node.js's permission model" in warning and "no isolation at all" not in warning
+    assert "Egress" not in next(line for line in stderr.splitlines() if "Ctrl-C stops" in line)
+
+
 def test_ctrl_c_stops_the_cli() -> None:
     with cli_pool() as running:
         running.process.send_signal(signal.SIGINT)

@@ -346,14 +346,18 @@ def test_a_malformed_reply_restarts_the_session_instead_of_failing_the_request(c
 
 
 def test_file_size_is_capped(client: PoolClient) -> None:
-    """One file can never be bigger than the session's whole disk limit (RLIMIT_FSIZE)."""
+    """One file stops one byte past the session's whole disk limit (RLIMIT_FSIZE), and that ends the session."""
     identifier = new_identifier()
-    code = f"require('fs').writeFileSync('big.bin', Buffer.alloc({SESSION_FILE_SIZE_BYTES} + 1))"
+    code = f"""
+        const fs = require('fs');
+        try {{ fs.writeFileSync('big.bin', Buffer.alloc({SESSION_FILE_SIZE_BYTES} + 2)); 'written' }}
+        catch (e) {{ e.code + ' ' + fs.statSync('big.bin').size }}
+    """
     body = client.run(identifier, code)
     assert body["status"] == STATUS_FAILED
-    assert body["error"]["error"]["message"] == "Error [EFBIG]: EFBIG: file too large, write"
-    size = client.run(identifier, "require('fs').statSync('big.bin').size")["result"]["executionResult"]
-    assert size == str(SESSION_FILE_SIZE_BYTES)
+    assert body["error"]["error"]["code"] == "SessionDiskLimitExceeded", body
+    assert body["result"]["executionResult"] == f"EFBIG {SESSION_FILE_SIZE_BYTES + 1}", body
+    assert client.run(identifier, "require('fs').existsSync('big.bin')")["result"]["executionResult"] == "false"
 
 
 SESSION_FILE_SIZE_BYTES = SandboxLimits().disk_bytes

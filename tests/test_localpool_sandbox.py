@@ -167,7 +167,8 @@ def test_limits_hold_processes_tmp_files_and_namespaces(session_dir: Path) -> No
     completed = shell(script, session_dir, Sandbox(limits=limits))
     facts = dict(line.split(" ", 1) for line in completed.stdout.splitlines() if " " in line)
     assert int(facts["procs"]) < 16
-    assert int(facts["size"]) == 1024 * 1024
+    # Cut one byte past the disk limit, so the server's measurement sees the breach.
+    assert int(facts["size"]) == limits.disk_bytes + 1
     assert facts["files"] == "32"
     assert "tmp-full" in completed.stdout and "no-nested-userns" in completed.stdout
 

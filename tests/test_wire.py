@@ -235,6 +235,18 @@ def test_missing_api_version() -> None:
     assert (caught.value.status, caught.value.code) == (400, "ApiVersionUnspecified")
 
 
+def test_missing_api_version_names_only_versions_with_the_path() -> None:
+    # 2024-02-02-preview has no /executions: naming it would send the caller to a version that 404s.
+    with pytest.raises(wire.WireError) as caught:
+        wire.resolve("GET", "/executions", None)
+    assert (caught.value.status, caught.value.code) == (400, "ApiVersionUnspecified")
+    assert (
+        "The supported api-versions are '2024-10-02-preview, 2025-02-02-preview, 2025-10-02-preview'."
+        in caught.value.message
+    )
+    assert wire.API_2024_02 not in caught.value.message
+
+
 def test_unknown_path_and_wrong_method() -> None:
     with pytest.raises(wire.WireError) as caught:
         wire.resolve("GET", "/nothing", wire.API_2025_10)

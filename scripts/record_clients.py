@@ -318,14 +318,12 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
 Step = Callable[[str], contextlib.AbstractContextManager[list[Any]]]
 
 
-def drive_langchain_python(endpoint: str, step: Step, work: Path) -> None:
-    from langchain_azure_dynamic_sessions import SessionsPythonREPLTool
-
-    tool = SessionsPythonREPLTool(pool_management_endpoint=endpoint, access_token_provider=lambda: STATIC_TOKEN)
+def _drive_langchain_tool(tool: Any, execute_code: str, invoke_code: str, step: Step, work: Path) -> None:
+    """Every public method of a langchain-azure-dynamic-sessions tool (both tools share them)."""
     with step("execute") as seen:
-        seen.append(tool.execute("print('hello-world')"))
+        seen.append(tool.execute(execute_code))
     with step("invoke") as seen:
-        seen.append(tool.invoke("6 * 7"))
+        seen.append(tool.invoke(invoke_code))
     with step("upload_file") as seen:
         seen.append(tool.upload_file(data=io.BytesIO(UPLOAD_BYTES), remote_file_path=UPLOAD_NAME))
     with step("list_files") as seen:
@@ -340,26 +338,18 @@ def drive_langchain_python(endpoint: str, step: Step, work: Path) -> None:
         time.sleep(0.5)
 
 
+def drive_langchain_python(endpoint: str, step: Step, work: Path) -> None:
+    from langchain_azure_dynamic_sessions import SessionsPythonREPLTool
+
+    tool = SessionsPythonREPLTool(pool_management_endpoint=endpoint, access_token_provider=lambda: STATIC_TOKEN)
+    _drive_langchain_tool(tool, "print('hello-world')", "6 * 7", step, work)
+
+
 def drive_langchain_bash(endpoint: str, step: Step, work: Path) -> None:
     from langchain_azure_dynamic_sessions import SessionsBashTool
 
     tool = SessionsBashTool(pool_management_endpoint=endpoint, access_token_provider=lambda: STATIC_TOKEN)
-    with step("execute") as seen:
-        seen.append(tool.execute("echo hello-world"))
-    with step("invoke") as seen:
-        seen.append(tool.invoke("ls /mnt/data"))
-    with step("upload_file") as seen:
-        seen.append(tool.upload_file(data=io.BytesIO(UPLOAD_BYTES), remote_file_path=UPLOAD_NAME))
-    with step("list_files") as seen:
-        seen.append(tool.list_files())
-    with step("download_file") as seen:
-        seen.append(tool.download_file(remote_file_path=UPLOAD_NAME, local_file_path=str(work / "down.txt")))
-    with step("delete_session") as seen:
-        seen.append(tool.delete_session())
-        time.sleep(0.5)
-    with step("close") as seen:
-        seen.append(tool.close())
-        time.sleep(0.5)
+    _drive_langchain_tool(tool, "echo hello-world", "ls /mnt/data", step, work)
 
 
 def drive_llama_index(endpoint: str, step: Step, work: Path) -> None:

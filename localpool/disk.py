@@ -20,6 +20,7 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _BLOCK_BYTES = 512
@@ -88,17 +89,34 @@ def sandbox_processes(pid: int) -> list[int]:
     while pending:
         current = pending.pop()
         found.append(current)
-        try:
-            tasks = os.listdir(f"/proc/{current}/task")
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                with open(f"/proc/{current}/task/{task}/children", encoding="ascii") as children:
-                    pending.extend(int(child) for child in children.read().split())
-            except OSError:
-                continue
+        for task in _task_files(current, "children"):
+            if task.text is not None:
+                pending.extend(int(child) for child in task.text.split())
     return found
+
+
+class _TaskFile(NamedTuple):
+    """One thread's /proc/<pid>/task/<tid>/<name>: its text, or None when it could not be read."""
+
+    task: int
+    text: str | None
+
+
+def _task_files(pid: int, name: str) -> list[_TaskFile]:
+    """The file `name` of every thread of pid; none when pid has ended."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    files: list[_TaskFile] = []
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/{name}", encoding="ascii") as handle:
+                text: str | None = handle.read()
+        except OSError:
+            text = None
+        files.append(_TaskFile(int(task), text))
+    return files
 
 
 def activity(pids: Iterable[int]) -> tuple[tuple[int, int], ...]:
@@ -109,16 +127,12 @@ def activity(pids: Iterable[int]) -> tuple[tuple[int, int], ...]:
     """
     found: list[tuple[int, int]] = []
     for pid in pids:
-        try:
-            tasks = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for task in tasks:
+        for task in _task_files(pid, "schedstat"):
             try:
-                with open(f"/proc/{pid}/task/{task}/schedstat", encoding="ascii") as handle:
-                    found.append((int(task), int(handle.read().split()[0])))
-            except (OSError, ValueError, IndexError):
-                found.append((int(task), -1))
+                run_nanoseconds = int(task.text.split()[0]) if task.text is not None else -1
+            except (ValueError, IndexError):
+                run_nanoseconds = -1
+            found.append((task.task, run_nanoseconds))
     return tuple(sorted(found))
 
 

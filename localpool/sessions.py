@@ -465,15 +465,14 @@ class SessionManager:
         if outcome.kind in {"timeout", "crash", "broken"}:
             interpreter.close()
             session.interpreter = None
-        breach = session.breach if outcome.kind != "ok" else ""
-        if not breach and not session.ended:
+        if not session.ended:
             # Measured before answering: code that writes past the limit and returns at once finishes
             # before the periodic check comes round, and must not be answered Succeeded.
             session.disk_checked = None
-            breach = self.disk_breach(session)
-            if breach:
-                self._end_for_breach(session, breach)
-        execution.finish(outcome, timeout, breach, self.runtime.display_name)
+            self.end_if_over_disk_limit(session)
+        # Read last, whoever found it: the periodic check may end the session between the interpreter's
+        # answer and this line, and that answer must not say Succeeded for a session whose files are gone.
+        execution.finish(outcome, timeout, session.breach, self.runtime.display_name)
 
     def _end(self, session: Session) -> None:
         session.ended = True
@@ -506,9 +505,13 @@ class SessionManager:
             with self._lock:
                 sessions = list(self._sessions.values())
             for session in sessions:
-                breach = self.disk_breach(session)
-                if breach:
-                    self._end_for_breach(session, breach)
+                self.end_if_over_disk_limit(session)
+
+    def end_if_over_disk_limit(self, session: Session) -> None:
+        """End the session if its files are over the disk limit (see disk_breach)."""
+        breach = self.disk_breach(session)
+        if breach:
+            self._end_for_breach(session, breach)
 
     def _end_for_breach(self, session: Session, breach: str) -> None:
         """End a session that broke a limit; its identifier starts a new session next time."""

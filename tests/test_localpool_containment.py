@@ -16,6 +16,7 @@ import requests
 
 from localpool import BASE_PATH, LocalPool
 from localpool.constants import MAX_REQUEST_BODY_BYTES, SESSION_HEAP_MB
+from localpool.interpreter import Interpreter
 from localpool.sandbox import SandboxLimits
 from smoke.protocol import API_2024_10, EXECUTIONS_PATH, OUTPUT_STREAM_MAX_CHARS, STATUS_FAILED, STATUS_SUCCEEDED
 from tests.support.localpool_helpers import (
@@ -361,6 +362,32 @@ def test_file_size_is_capped(client: PoolClient) -> None:
 
 
 SESSION_FILE_SIZE_BYTES = SandboxLimits().disk_bytes
+
+
+def test_a_breach_found_by_the_periodic_check_after_the_answer_still_fails_the_execution(
+    pool: LocalPool, client: PoolClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The periodic disk check can end a session after the interpreter answered and before the server
+    checks the disk itself (a race seen in CI, 1 in 45 under load); here it is made to happen every time."""
+    identifier = new_identifier()
+    answered = Interpreter.execute
+    checked: list[bool] = []
+
+    def answer_then_periodic_check(self: Interpreter, *args: Any, **kwargs: Any) -> Any:
+        outcome = answered(self, *args, **kwargs)
+        session = pool.manager.find(identifier)
+        assert session is not None
+        pool.manager.end_if_over_disk_limit(session)
+        checked.append(session.ended)
+        return outcome
+
+    monkeypatch.setattr(Interpreter, "execute", answer_then_periodic_check)
+    body = client.run(
+        identifier, f"require('fs').writeFileSync('big.bin', Buffer.alloc({SESSION_FILE_SIZE_BYTES} + 1))"
+    )
+    assert checked == [True], "the periodic check did not run, or did not end the session, before the answer"
+    assert body["status"] == STATUS_FAILED, body
+    assert body["error"]["error"]["code"] == "SessionDiskLimitExceeded", body
 
 
 def test_long_result_is_truncated(client: PoolClient) -> None:

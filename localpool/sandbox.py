@@ -72,9 +72,11 @@ _SLIRP_MTU = 65520
 # How long bwrap may take to report its namespaces and slirp4netns to configure the network.
 _NETWORK_START_TIMEOUT_SECONDS = 10.0
 _INFO_MAX_BYTES = 4096
-# util-linux unshare(1): a new mount namespace with every mount made private.
+# How often to look whether bwrap has given the sandbox's loopback its address (see wait_for_loopback).
+_LOOPBACK_POLL_SECONDS = 0.001
 # ioctl(2) on a namespace descriptor: a descriptor of the user namespace that owns it (linux/nsfs.h).
 _NS_GET_USERNS = 0xB701
+# util-linux unshare(1): a new mount namespace with every mount made private.
 _PRIVATE_MOUNTS = ("/usr/bin/unshare", "--mount", "--propagation", "private", "--")
 # Host-wide files of the sandbox's fresh /proc that tell session code about the host (its boot
 # command line, kernel symbols and modules, keys, timers): each is covered by an empty /dev/null.
@@ -85,6 +87,27 @@ _EMPTY_TMPFS_BYTES = 4096
 _PROBE_TIMEOUT_SECONDS = 10.0
 # bwrap's words when the kernel refuses it a user namespace (sysctl, AppArmor, seccomp of a container).
 _USERNS_REFUSALS = ("user namespace", "uid map", "permission denied", "operation not permitted", "no permissions")
+
+
+def wait_for_loopback(pid: int, deadline: float) -> None:
+    """Return once the network namespace of pid has 127.0.0.1; RuntimeError if pid ends or time runs out.
+
+    bwrap reports the sandbox's pid before its child gives the loopback its address (RTM_NEWADDR, with
+    NLM_F_EXCL). slirp4netns --configure brings lo up, and the kernel then adds 127.0.0.1 itself: if
+    that comes first, bwrap's request fails and the sandbox dies ("loopback: Failed RTM_NEWADDR").
+    So slirp4netns starts only once the address is there, as the namespace's routing table shows it.
+    """
+    table = f"/proc/{pid}/net/fib_trie"
+    while True:
+        try:
+            with open(table, encoding="ascii") as handle:
+                if "127.0.0.1" in handle.read():
+                    return
+        except OSError as error:
+            raise RuntimeError(f"the sandbox ended before its loopback was set up ({error.strerror})") from error
+        if time.monotonic() >= deadline:
+            raise RuntimeError("bwrap did not set up the sandbox's loopback in time")
+        time.sleep(_LOOPBACK_POLL_SECONDS)
 
 
 class SandboxUnavailableError(RuntimeError):
@@ -137,6 +160,7 @@ class UserNetwork:
             child = int(json.loads(info)["child-pid"])
         except (ValueError, KeyError, TypeError) as error:
             raise RuntimeError("bwrap did not report the sandbox's process id") from error
+        wait_for_loopback(child, deadline)
         ready_read, ready_write = os.pipe()
         # When the pool runs as root, slirp4netns runs as root too (it opens /dev/net/tun), confined by
         # its own --enable-sandbox and --enable-seccomp, in a mount namespace of its own whose mounts are

@@ -9,13 +9,20 @@ import os
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from localpool.constants import SANDBOX_HOSTNAME, SANDBOX_UID, SESSION_MOUNT_POINT
-from localpool.sandbox import RuntimeCommand, Sandbox, SandboxLimits, SandboxUnavailableError
+from localpool.sandbox import (
+    RuntimeCommand,
+    Sandbox,
+    SandboxLimits,
+    SandboxUnavailableError,
+    wait_for_loopback,
+)
 from tests.support.localpool_helpers import PROJECT_ROOT
 
 RUN_TIMEOUT_SECONDS = 20
@@ -176,3 +183,41 @@ def test_limits_hold_processes_tmp_files_and_namespaces(session_dir: Path) -> No
 def test_missing_bubblewrap_is_one_sentence_with_the_fix() -> None:
     with pytest.raises(SandboxUnavailableError, match=r"apt-get install bubblewrap"):
         Sandbox(bwrap="bwrap-that-does-not-exist").check()
+
+
+@pytest.fixture
+def empty_netns(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """A process in a new network namespace whose loopback gets 127.0.0.1 only after it writes a marker
+    file, 0.3 s after it starts (yields the process and the marker's path)."""
+    marker = tmp_path / "about-to-add-the-address"
+    script = f"echo in-the-namespace; sleep 0.3; : > {marker}; ip link set lo up; sleep 30"
+    command = ["unshare", "--user", "--map-root-user", "--net", "sh", "-c", script]
+    with subprocess.Popen(command, stdout=subprocess.PIPE) as process:
+        try:
+            assert process.stdout is not None and process.stdout.readline() == b"in-the-namespace\n"
+            yield process, marker
+        finally:
+            process.kill()
+
+
+def test_slirp4netns_waits_until_the_sandbox_loopback_has_its_address(
+    empty_netns: tuple[subprocess.Popen[bytes], Path],
+) -> None:
+    """slirp4netns brings lo up (the kernel then adds 127.0.0.1); before bwrap has added it, that kills
+    bwrap ("loopback: Failed RTM_NEWADDR": 1 sandbox in 40 under load), so attach() waits for it."""
+    process, marker = empty_netns
+    wait_for_loopback(process.pid, time.monotonic() + RUN_TIMEOUT_SECONDS)
+    assert marker.exists()
+
+
+def test_waiting_for_the_loopback_ends_with_the_sandbox_or_the_deadline(
+    empty_netns: tuple[subprocess.Popen[bytes], Path],
+) -> None:
+    process, marker = empty_netns
+    with pytest.raises(RuntimeError, match="did not set up the sandbox's loopback in time"):
+        wait_for_loopback(process.pid, time.monotonic())
+    process.kill()
+    process.wait()
+    with pytest.raises(RuntimeError, match="the sandbox ended before its loopback was set up"):
+        wait_for_loopback(process.pid, time.monotonic() + RUN_TIMEOUT_SECONDS)
+    assert not marker.exists()

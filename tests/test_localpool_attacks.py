@@ -34,6 +34,7 @@ from localpool.constants import (
     SESSION_MOUNT_POINT,
 )
 from localpool.sandbox import SandboxLimits
+from localpool.wire import MAX_EXECUTION_SECONDS
 from smoke.protocol import API_2024_10, EXECUTIONS_PATH, HELLO_WORLD_CODE, HELLO_WORLD_STDOUT, STATUS_FAILED
 from tests.support.localpool_helpers import (
     PROJECT_ROOT,
@@ -619,13 +620,28 @@ def test_deeply_nested_json_is_400(pool: LocalPool) -> None:
     assert_still_serving(pool.endpoint)
 
 
+# An execution that holds its session until the file "go" appears in /mnt/data: nothing queued behind it
+# finishes (and frees a place) while the test is still sending, however slow the machine.
+_GATE = """
+new Promise((resolve) => {
+  const poll = setInterval(() => {
+    if (require('fs').existsSync('go')) { clearInterval(poll); resolve('released'); }
+  }, 10);
+})
+"""
+
+
 def test_queued_executions_per_session_are_capped_with_429(client: PoolClient, pool: LocalPool) -> None:
     identifier = new_identifier("queue")
     client.run(identifier, "1")
-    replies = [
-        client.execute(identifier, "new Promise((r) => setTimeout(r, 300))", executionType="Asynchronous")
-        for _ in range(MAX_QUEUED_EXECUTIONS_PER_SESSION + 3)
-    ]
+    gate = client.execute(identifier, _GATE, executionType="Asynchronous", timeoutInSeconds=MAX_EXECUTION_SECONDS)
+    try:
+        replies = [gate] + [
+            client.execute(identifier, "1", executionType="Asynchronous")
+            for _ in range(MAX_QUEUED_EXECUTIONS_PER_SESSION + 2)
+        ]
+    finally:
+        (host_facts(pool, identifier)[1] / "go").touch()
     statuses = [reply.status_code for reply in replies]
     assert statuses.count(requests.codes.ok) == MAX_QUEUED_EXECUTIONS_PER_SESSION
     refused = [reply for reply in replies if reply.status_code == requests.codes.too_many_requests]
@@ -640,7 +656,10 @@ def test_queued_executions_per_pool_are_capped_with_429() -> None:
     with _pool(max_sessions=sessions + 1, prewarm=False) as small, PoolClient(small.endpoint) as client:
         statuses = [
             client.execute(
-                f"cap-{index % sessions:04d}", "new Promise((r) => setTimeout(r, 10000))", executionType="Asynchronous"
+                f"cap-{index % sessions:04d}",
+                f"new Promise((r) => setTimeout(r, {MAX_EXECUTION_SECONDS * 1000}))",
+                executionType="Asynchronous",
+                timeoutInSeconds=MAX_EXECUTION_SECONDS,
             ).status_code
             for index in range(MAX_QUEUED_EXECUTIONS_PER_POOL + 5)
         ]

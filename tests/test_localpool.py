@@ -27,6 +27,7 @@ from smoke.protocol import (
 )
 from tests.support.localpool_helpers import (
     LEGACY_RESPONSE_FILE,
+    REQUEST_TIMEOUT_SECONDS,
     SPEC_2024_10_SYNC_FILE,
     SPEC_2025_10_SYNC_FILE,
     TOKEN,
@@ -422,7 +423,8 @@ def test_more_sessions_than_the_maximum_is_404() -> None:
 
 
 def test_sessions_end_after_the_cooldown() -> None:
-    cooldown = 0.5
+    # Long enough for the test to look at the live session before the reaper may end it.
+    cooldown = 1.5
     with LocalPool(token=TOKEN, cooldown_seconds=cooldown, max_sessions=1, prewarm=False) as short_pool:
         client = PoolClient(short_pool.endpoint)
         identifier = new_identifier()
@@ -441,10 +443,11 @@ def test_sessions_end_after_the_cooldown() -> None:
 
 
 def test_busy_session_is_not_ended_by_the_cooldown() -> None:
-    with LocalPool(token=TOKEN, cooldown_seconds=0.2, prewarm=False) as short_pool:
+    # The execution lasts three cooldowns; the next request must come within one cooldown of its answer.
+    with LocalPool(token=TOKEN, cooldown_seconds=1.0, prewarm=False) as short_pool:
         client = PoolClient(short_pool.endpoint)
         identifier = new_identifier()
-        code = "globalThis.mark = 'alive'; new Promise((resolve) => setTimeout(resolve, 1000))"
+        code = "globalThis.mark = 'alive'; new Promise((resolve) => setTimeout(resolve, 3000))"
         assert client.run(identifier, code)["status"] == STATUS_SUCCEEDED
         # Ended only after the execution: the next one (straight away) still sees the state.
         assert client.run(identifier, "mark")["result"]["executionResult"] == "alive"
@@ -459,7 +462,7 @@ def test_close_ends_sessions_and_removes_files() -> None:
     root = local_pool.manager.root
     closer = threading.Thread(target=local_pool.close)
     closer.start()
-    closer.join(timeout=10)
+    closer.join(timeout=REQUEST_TIMEOUT_SECONDS)
     assert not closer.is_alive()
     assert wait_until(lambda: not process_alive(pid), timeout=5)
     assert not root.exists()

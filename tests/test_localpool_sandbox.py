@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -186,34 +187,41 @@ def test_missing_bubblewrap_is_one_sentence_with_the_fix() -> None:
 
 
 @pytest.fixture
-def empty_netns(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
-    """A process in a new network namespace whose loopback gets 127.0.0.1 only after it writes a marker
-    file, 0.3 s after it starts (yields the process and the marker's path)."""
-    marker = tmp_path / "about-to-add-the-address"
-    script = f"echo in-the-namespace; sleep 0.3; : > {marker}; ip link set lo up; sleep 30"
+def empty_netns(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path]]:
+    """A process in a new network namespace that gives its loopback 127.0.0.1 only once the gate file
+    exists, and writes the marker file just before (yields the process, the gate and the marker)."""
+    gate, marker = tmp_path / "gate", tmp_path / "about-to-add-the-address"
+    script = (
+        f"echo in-the-namespace; while [ ! -e {gate} ]; do sleep 0.01; done; : > {marker}; ip link set lo up; sleep 30"
+    )
     command = ["unshare", "--user", "--map-root-user", "--net", "sh", "-c", script]
     with subprocess.Popen(command, stdout=subprocess.PIPE) as process:
         try:
             assert process.stdout is not None and process.stdout.readline() == b"in-the-namespace\n"
-            yield process, marker
+            yield process, gate, marker
         finally:
             process.kill()
 
 
 def test_slirp4netns_waits_until_the_sandbox_loopback_has_its_address(
-    empty_netns: tuple[subprocess.Popen[bytes], Path],
+    empty_netns: tuple[subprocess.Popen[bytes], Path, Path],
 ) -> None:
     """slirp4netns brings lo up (the kernel then adds 127.0.0.1); before bwrap has added it, that kills
     bwrap ("loopback: Failed RTM_NEWADDR": 1 sandbox in 40 under load), so attach() waits for it."""
-    process, marker = empty_netns
-    wait_for_loopback(process.pid, time.monotonic() + RUN_TIMEOUT_SECONDS)
+    process, gate, marker = empty_netns
+    opener = threading.Timer(0.3, gate.touch)
+    opener.start()
+    try:
+        wait_for_loopback(process.pid, time.monotonic() + RUN_TIMEOUT_SECONDS)
+    finally:
+        opener.join()
     assert marker.exists()
 
 
 def test_waiting_for_the_loopback_ends_with_the_sandbox_or_the_deadline(
-    empty_netns: tuple[subprocess.Popen[bytes], Path],
+    empty_netns: tuple[subprocess.Popen[bytes], Path, Path],
 ) -> None:
-    process, marker = empty_netns
+    process, _, marker = empty_netns
     with pytest.raises(RuntimeError, match="did not set up the sandbox's loopback in time"):
         wait_for_loopback(process.pid, time.monotonic())
     process.kill()

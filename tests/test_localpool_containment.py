@@ -31,7 +31,7 @@ from tests.support.localpool_helpers import (
     wait_until,
 )
 
-LOOP_TIMEOUT_SECONDS = 2
+LOOP_TIMEOUT_SECONDS = 4
 # A hostile execution that the server failed to answer would hang until this; the tests expect far less.
 HOSTILE_TIMEOUT_SECONDS = 5
 # How long a session floods its output after its execution returned, and how much the server's
@@ -39,7 +39,8 @@ HOSTILE_TIMEOUT_SECONDS = 5
 FLOOD_SECONDS = 0.5
 FLOOD_MAX_GROWTH_BYTES = 16 * 1024 * 1024
 VICTIM_LIFETIME_SECONDS = 60
-KILLED_WITHIN_SECONDS = 0.1
+# A signalled process dies within this (longer on a busy machine: the window only makes the check stricter)
+KILLED_WITHIN_SECONDS = 0.5
 EPERM_MESSAGE = "Error [EPERM]: kill EPERM"
 
 

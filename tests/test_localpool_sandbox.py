@@ -132,8 +132,8 @@ def test_egress_enabled_has_its_own_outbound_only_network(session_dir: Path) -> 
         abstract.bind(abstract_name)
         abstract.listen(1)
         script = (
-            # slirp4netns configures tap0 once the sandbox runs: wait for it (at most 5 s).
-            "for i in $(seq 50); do grep -q tap0 /proc/net/route && break; sleep 0.1; done; "
+            # slirp4netns configures tap0 once the sandbox runs: wait for it (at most 20 s).
+            "for i in $(seq 200); do grep -q tap0 /proc/net/route && break; sleep 0.1; done; "
             f"(echo > /dev/tcp/127.0.0.1/{listener.getsockname()[1]}) 2>/dev/null && echo reached-loopback; "
             f"/usr/bin/python3 -c '{_ABSTRACT_PROBE}' @{abstract_name[1:]}; "
             "cut -f1-3 /proc/net/route; cat /etc/resolv.conf"

@@ -127,6 +127,11 @@ class _Places:
             self._taken[id(sock)] = _Place(sock)
         return True
 
+    def __len__(self) -> int:
+        """How many places are taken."""
+        with self._lock:
+            return len(self._taken)
+
     def find(self, sock: socket.socket) -> _Place | None:
         """The place of an admitted socket."""
         with self._lock:

@@ -150,9 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--network-status",
         choices=NETWORK_STATUSES,
         default=DEFAULT_NETWORK_STATUS,
-        help="as the Azure pool's setting: EgressDisabled gives each session an empty network namespace "
-        "(not even loopback), EgressEnabled its own outbound-only network through slirp4netns (no host loopback, "
-        "no inbound ports) (default: %(default)s)",
+        help="as the Azure pool's setting: EgressDisabled gives each session a network namespace of its own "
+        "with only its own loopback (no route anywhere, not even to the host), EgressEnabled its own "
+        "outbound-only network through slirp4netns (no host loopback, no inbound ports) (default: %(default)s)",
     )
     parser.add_argument(
         "--memory-mb",

@@ -34,7 +34,6 @@ from tests.support.localpool_helpers import (
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DATAPLANE_DIR = PROJECT_ROOT / "tests" / "data" / "dataplane"
 UPLOAD_NAME = "hello.txt"
 UPLOAD_BYTES = b"Hello from the test!\n"
 ALL_OPERATIONS = [
@@ -107,7 +106,7 @@ def perform(client: PoolClient, api_version: str, operation_id: str, identifier:
 def examples(api_version: str, operation_id: str) -> list[dict[str, Any]]:
     """Azure's example answers (status 200) of one operation in one version, from tests/data/dataplane."""
     found = []
-    for name in glob.glob(str(DATAPLANE_DIR / f"*__{api_version}__examples__*.json")):
+    for name in glob.glob(str(dataplane_schema.DATAPLANE_DIR / f"*__{api_version}__examples__*.json")):
         example = json.loads(Path(name).read_text(encoding="utf-8"))
         body = example.get("responses", {}).get("200", {}).get("body")
         if example.get("operationId") == operation_id and isinstance(body, dict):

@@ -7,19 +7,16 @@ document by PoolClient's hook.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from localpool import LocalPool, wire
+from tests.support.dataplane_schema import load_example
 from tests.support.localpool_helpers import TOKEN, PoolClient, new_identifier
 
-EXAMPLES = Path(__file__).resolve().parent / "data" / "dataplane"
-EXAMPLE_PREFIX = "data-plane__Microsoft.App.DynamicSessions__2025-10-02-preview__examples__"
 JUPYTER_EXAMPLES = [
     "CodeExecution_Execute_Result_None_JupyterFormat",
     "CodeExecution_Execute_Result_NaN_JupyterFormat",
@@ -28,10 +25,6 @@ JUPYTER_EXAMPLES = [
 
 
 SESSIONS = 20
-
-
-def example(name: str) -> dict[str, Any]:
-    return json.loads((EXAMPLES / f"{EXAMPLE_PREFIX}{name}.json").read_text(encoding="utf-8"))
 
 
 def post(client: PoolClient, identifier: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +55,7 @@ def shell_client() -> Iterator[PoolClient]:
 
 @pytest.mark.parametrize("name", JUPYTER_EXAMPLES)
 def test_jupyter_format_examples_answer_as_azure(python_client: PoolClient, name: str) -> None:
-    recorded = example(name)
+    recorded = load_example(wire.API_2025_10, name)
     expected = recorded["responses"]["200"]["body"]["result"]
     answer = post(python_client, new_identifier(), recorded["parameters"]["codeExecutionRequest"])
     assert answer["status"] == "Succeeded"
@@ -72,10 +65,11 @@ def test_jupyter_format_examples_answer_as_azure(python_client: PoolClient, name
 
 def test_without_jupyter_format_the_nan_result_differs(python_client: PoolClient) -> None:
     # Proves the flag travels: the plain-format NaN example answers otherwise than the Jupyter one.
-    plain = example("CodeExecution_Execute_Result_NaN")
+    plain = load_example(wire.API_2025_10, "CodeExecution_Execute_Result_NaN")
     answer = post(python_client, new_identifier(), plain["parameters"]["codeExecutionRequest"])
     assert answer["result"]["executionResult"] == plain["responses"]["200"]["body"]["result"]["executionResult"]
-    jupyter = example("CodeExecution_Execute_Result_NaN_JupyterFormat")["responses"]["200"]["body"]["result"]
+    jupyter_example = load_example(wire.API_2025_10, "CodeExecution_Execute_Result_NaN_JupyterFormat")
+    jupyter = jupyter_example["responses"]["200"]["body"]["result"]
     assert answer["result"]["executionResult"] != jupyter["executionResult"]
 
 
@@ -90,7 +84,7 @@ def test_jupyter_format_flag_must_be_a_boolean(python_client: PoolClient) -> Non
 
 
 def test_exec_command_and_args_example_lists_an_uploaded_file(shell_client: PoolClient) -> None:
-    recorded = example("CodeExecution_Execute_ShellExecCommandAndArgs")
+    recorded = load_example(wire.API_2025_10, "CodeExecution_Execute_ShellExecCommandAndArgs")
     identifier = new_identifier()
     uploaded = shell_client.http.post(
         shell_client.endpoint + "/files",

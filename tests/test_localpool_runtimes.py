@@ -10,7 +10,6 @@ They need bubblewrap, like the other sandbox tests (never skipped).
 from __future__ import annotations
 
 import base64
-import json
 import os
 import shutil
 import socket
@@ -36,7 +35,7 @@ from localpool.sessions import (
     ERROR_TIMEOUT,
     Execution,
 )
-from localpool.wire import ContainerType
+from localpool.wire import API_2025_10, ContainerType
 from smoke.protocol import (
     HELLO_WORLD_CODE,
     HELLO_WORLD_STDOUT,
@@ -44,10 +43,9 @@ from smoke.protocol import (
     STATUS_FAILED,
     STATUS_SUCCEEDED,
 )
+from tests.support.dataplane_schema import load_example
 from tests.support.localpool_helpers import PROJECT_ROOT, TOKEN, new_identifier
 
-EXAMPLES = Path(__file__).resolve().parent / "data" / "dataplane"
-EXAMPLE_PREFIX = "data-plane__Microsoft.App.DynamicSessions__2025-10-02-preview__examples__"
 PYTHON_RESULT_EXAMPLES = [
     "CodeExecution_Execute_Result_None",
     "CodeExecution_Execute_Result_None_JupyterFormat",
@@ -61,11 +59,6 @@ SMALL_DISK_MB = 8
 TIMEOUT_SECONDS = 20.0
 SHORT_TIMEOUT_SECONDS = 1.0
 NO_CONNECTION_SECONDS = 0.5
-
-
-def example(name: str) -> dict[str, Any]:
-    """One of Azure's 2025-10-02-preview examples (copied in tests/data/dataplane, see SOURCES.md)."""
-    return json.loads((EXAMPLES / f"{EXAMPLE_PREFIX}{name}.json").read_text(encoding="utf-8"))
 
 
 # As in test_localpool_attacks.py: LOCALPOOL_ATTACKS_NO_SANDBOX=1 runs these pools without bubblewrap, to see
@@ -121,7 +114,7 @@ def assert_hello_world(pool: LocalPool) -> None:
 
 @pytest.mark.parametrize("name", PYTHON_RESULT_EXAMPLES)
 def test_python_results_match_azures_examples(python_pool: LocalPool, name: str) -> None:
-    recorded = example(name)
+    recorded = load_example(API_2025_10, name)
     request = recorded["parameters"]["codeExecutionRequest"]
     expected = recorded["responses"]["200"]["body"]
     jupyter = bool(request.get("returnJupyterFormatExecutionResult"))
@@ -289,7 +282,7 @@ def test_a_python_the_sandbox_user_cannot_read_is_refused_at_start() -> None:
 
 @pytest.mark.parametrize("name", SHELL_EXAMPLES)
 def test_shell_matches_azures_examples(shell_pool: LocalPool, name: str) -> None:
-    recorded = example(name)
+    recorded = load_example(API_2025_10, name)
     request = recorded["parameters"]["codeExecutionRequest"]
     expected = recorded["responses"]["200"]["body"]
     identifier = new_identifier()

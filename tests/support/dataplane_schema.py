@@ -111,6 +111,12 @@ def supported_versions() -> list[str]:
     return list(SPEC_FILES)
 
 
+def load_example(api_version: str, name: str) -> dict[str, Any]:
+    """One of Azure's examples of ``api_version``, by its name (e.g. ``CodeExecution_Execute_Sync``)."""
+    path = DATAPLANE_DIR / f"data-plane__Microsoft.App.DynamicSessions__{api_version}__examples__{name}.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 @functools.cache
 def load_spec(api_version: str) -> dict[str, Any]:
     """The OpenAPI document of ``api_version`` as published (not adjusted)."""

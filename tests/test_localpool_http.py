@@ -15,7 +15,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -106,6 +106,22 @@ def closed_by_server(connection: socket.socket) -> bytes | None:
         received += chunk
 
 
+def drip_until_closed(connection: socket.socket, drip: Callable[[int], bytes] | None) -> tuple[bytes | None, float]:
+    """Send drip(n) every DRIP_SECONDS (nothing when drip is None) until the server closes the connection,
+    at most MAX_DRIPS times: (what the server sent, or None if it never closed; seconds from the call)."""
+    started = time.monotonic()
+    outcome = None
+    for number in range(MAX_DRIPS):
+        time.sleep(DRIP_SECONDS)
+        outcome = closed_by_server(connection)
+        if outcome is not None:
+            break
+        if drip is not None:
+            with contextlib.suppress(OSError):
+                connection.sendall(drip(number))
+    return outcome, time.monotonic() - started
+
+
 def hello_world(server_endpoint: str, token: str = TOKEN) -> tuple[float, dict[str, object]]:
     """Run hello-world in a new session on a new connection; (seconds taken, execution resource)."""
     started = time.monotonic()
@@ -126,17 +142,8 @@ def test_a_slowly_dripped_request_head_is_cut_at_the_head_deadline() -> None:
     limits = HttpLimits(head_deadline_seconds=HEAD_DEADLINE, read_timeout_seconds=LONG_READ_TIMEOUT)
     with http_pool(limits) as server, socket.create_connection((HOST, server.server_address[1])) as slow:
         port = server.server_address[1]
-        started = time.monotonic()
         slow.sendall(request_head(port)[0])
-        outcome = None
-        for drip in range(MAX_DRIPS):
-            time.sleep(DRIP_SECONDS)
-            outcome = closed_by_server(slow)
-            if outcome is not None:
-                break
-            with contextlib.suppress(OSError):
-                slow.sendall(f"X-Drip-{drip}: 1\r\n".encode())
-        elapsed = time.monotonic() - started
+        outcome, elapsed = drip_until_closed(slow, lambda number: f"X-Drip-{number}: 1\r\n".encode())
         assert outcome is not None, f"the slow request head was still open after {elapsed:.1f} s"
         assert outcome == b"", f"a cut request head gets no answer, got {outcome[:200]!r}"
         assert HEAD_DEADLINE - DRIP_SECONDS <= elapsed <= HEAD_DEADLINE + CUT_SLACK_SECONDS, elapsed
@@ -155,17 +162,8 @@ def test_a_slowly_dripped_body_is_answered_408_at_the_body_deadline() -> None:
             f"Host: {HOST}:{port}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
             "Content-Length: 1000\r\n\r\n"
         )
-        started = time.monotonic()
         slow.sendall(head.encode() + b'{"code": "')
-        outcome = None
-        for _ in range(MAX_DRIPS):
-            time.sleep(DRIP_SECONDS)
-            outcome = closed_by_server(slow)
-            if outcome is not None:
-                break
-            with contextlib.suppress(OSError):
-                slow.sendall(b" ")
-        elapsed = time.monotonic() - started
+        outcome, elapsed = drip_until_closed(slow, lambda _: b" ")
         assert outcome is not None, f"the slow body was still being read after {elapsed:.1f} s"
         assert outcome.startswith(b"HTTP/1.1 408 "), outcome[:200]
         assert b"x-ms-error-code: RequestTimeout" in outcome and b'"code": "RequestTimeout"' in outcome, outcome
@@ -178,14 +176,7 @@ def test_a_tls_handshake_that_never_comes_is_cut_at_the_head_deadline(tmp_path: 
         http_pool(limits, tls_dir=tmp_path) as server,
         socket.create_connection((HOST, server.server_address[1])) as mute,
     ):
-        started = time.monotonic()
-        outcome = None
-        for _ in range(MAX_DRIPS):
-            time.sleep(DRIP_SECONDS)
-            outcome = closed_by_server(mute)
-            if outcome is not None:
-                break
-        elapsed = time.monotonic() - started
+        outcome, elapsed = drip_until_closed(mute, None)
         assert outcome is not None, f"a connection without a TLS handshake was still open after {elapsed:.1f} s"
         assert elapsed <= HEAD_DEADLINE + CUT_SLACK_SECONDS, elapsed
         # A real TLS client is still served.

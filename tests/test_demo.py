@@ -22,9 +22,10 @@ def demo(project_root: Path, *args: str, **env: str) -> subprocess.CompletedProc
     )
 
 
-def make_demo(project_root: Path) -> subprocess.CompletedProcess[str]:
+def make_demo(project_root: Path, *variables: str) -> subprocess.CompletedProcess[str]:
+    """make demo [VARIABLE=value ...] in project_root."""
     return subprocess.run(
-        ["make", "--no-print-directory", "demo"],
+        ["make", "--no-print-directory", "demo", *variables],
         cwd=project_root,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -70,15 +71,7 @@ def test_demo_runs_each_container_type(project_root: Path, container_type: str, 
 
 
 def test_make_demo_takes_the_container_type(project_root: Path) -> None:
-    result = subprocess.run(
-        ["make", "--no-print-directory", "demo", "CONTAINER_TYPE=PythonLTS"],
-        cwd=project_root,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    result = make_demo(project_root, "CONTAINER_TYPE=PythonLTS")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Start the local pool (PythonLTS," in result.stdout
     assert "demo: PASS (smoke check exit code 0)" in result.stdout

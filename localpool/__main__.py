@@ -40,9 +40,9 @@ from localpool.pool import (
     TokenRequiredError,
     UnsupportedContainerTypeError,
     check_container_type,
-    is_loopback,
 )
 from localpool.sandbox import SandboxLimits, SandboxUnavailableError
+from localpool.server import is_loopback
 from localpool.tls import CERT_LINE_PREFIX, TlsSetupError
 from localpool.wire import DEFAULT_OUTPUT_STREAMS_MAX_LENGTH as OUTPUT_STREAM_MAX_CHARS
 from localpool.wire import (

@@ -6,6 +6,8 @@ docs/local-pool.md all tell the same story.
 
 from __future__ import annotations
 
+from localpool.wire import FILES_ROOT
+
 # Fixed, plausible values for the Azure-shaped base path of the local pool. The subscription is
 # the all-zero GUID that Azure's documentation uses for examples; the pool name follows the
 # spec's rule for pool names (^[a-z][a-z0-9]*$, 3-63 characters).
@@ -19,9 +21,8 @@ BASE_PATH = (
 # The one line the CLI prints on stdout once the server is ready.
 ENDPOINT_LINE_PREFIX = "POOL_MANAGEMENT_ENDPOINT="
 
-# The only container type the local pool runs, and the request languages that mean it.
+# The container type a local pool runs unless told otherwise (as the program's default).
 NODE_CONTAINER_TYPE = "NodeLTS"
-JAVASCRIPT_LANGUAGES = frozenset({"javascript", "js", "node", "nodejs", "nodelts"})
 
 DEFAULT_HOST = "127.0.0.1"
 # The pool mirrors the Azure pool's sessionNetworkConfiguration.status; Azure's default is disabled.
@@ -109,8 +110,8 @@ MAX_SESSION_DIRECTORY_ENTRIES = 10_000
 SESSION_TMP_BYTES = 16 * MIB
 # How often the server measures the session directories against the disk limit.
 DISK_CHECK_INTERVAL_SECONDS = 0.2
-# Where the session directory appears inside the sandbox (as on Azure, where uploads land).
-SESSION_MOUNT_POINT = "/mnt/data"
+# Where the session directory appears inside the sandbox: Azure's files root, where uploads land.
+SESSION_MOUNT_POINT = FILES_ROOT
 # The unprivileged user (nobody) that session code runs as inside the sandbox, and the host user
 # the sandbox is started as when the server runs as root.
 SANDBOX_UID = 65534

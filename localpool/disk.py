@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# How the session directory and its subdirectories are opened: never through a link.
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _BLOCK_BYTES = 512
 # Entries disappearing while walked (session code deletes as the server measures) are not errors.
 _VANISHED = (errno.ENOENT, errno.ESRCH)
@@ -45,7 +46,7 @@ def directory_usage(path: Path, max_entries: int) -> DiskUsage:
     used = 0
     entries = 0
     try:
-        root = os.open(path, _DIR_FLAGS)
+        root = os.open(path, DIR_FLAGS)
     except OSError as error:
         return DiskUsage(0, 0, f"cannot open the session directory: {error.strerror}")
     pending = [root]
@@ -67,7 +68,7 @@ def directory_usage(path: Path, max_entries: int) -> DiskUsage:
                         used += info.st_blocks * _BLOCK_BYTES
                         if stat.S_ISDIR(info.st_mode):
                             try:
-                                pending.append(os.open(entry.name, _DIR_FLAGS, dir_fd=fd))
+                                pending.append(os.open(entry.name, DIR_FLAGS, dir_fd=fd))
                             except OSError as error:
                                 if error.errno not in _VANISHED:
                                     problem = f"cannot enter {entry.name!r}: {error.strerror}"

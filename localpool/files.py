@@ -20,10 +20,9 @@ from pathlib import Path
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from localpool.disk import directory_usage
-from localpool.wire import FILES_ROOT, MAX_UPLOAD_BYTES, ContainerType, FileInfo, WireError, upload_too_large
+from localpool.disk import DIR_FLAGS, directory_usage
+from localpool.wire import FILES_ROOT, MAX_UPLOAD_BYTES, ContainerType, FileInfo, WireError, shown, upload_too_large
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO the session left behind must not hang the server.
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -38,8 +37,7 @@ MULTIPART = "multipart/form-data"
 
 def invalid_path(value: str, why: str) -> WireError:
     """400 for a path or file name that cannot name a place under /mnt/data."""
-    shown = value if len(value) <= 100 else value[:100] + "…"
-    return WireError(400, "InvalidPath", f"The path {shown!r} {why}; give a path below {FILES_ROOT}.")
+    return WireError(400, "InvalidPath", f"The path {shown(value)!r} {why}; give a path below {FILES_ROOT}.")
 
 
 def file_not_found(where: str) -> WireError:
@@ -140,7 +138,7 @@ class SessionFiles:
     def _directory(self, parts: list[str], *, create: bool = False) -> Iterator[int]:
         """A file descriptor of the directory ``parts`` below the root, never through a link."""
         try:
-            fd = os.open(self.root, _DIR_FLAGS)
+            fd = os.open(self.root, DIR_FLAGS)
         except FileNotFoundError as error:
             raise file_not_found("/".join(parts)) from error
         try:
@@ -150,7 +148,7 @@ class SessionFiles:
                         os.mkdir(part, DIRECTORY_MODE, dir_fd=fd)
                         self._own(part, fd)
                 try:
-                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                    child = os.open(part, DIR_FLAGS, dir_fd=fd)
                 except (FileNotFoundError, NotADirectoryError, OSError) as error:
                     raise file_not_found("/".join(parts[: index + 1])) from error
                 os.close(fd)
@@ -186,7 +184,7 @@ class SessionFiles:
             yield _Entry(entry.name, directory, info)
             if recursive and stat.S_ISDIR(info.st_mode):
                 try:
-                    child = os.open(entry.name, _DIR_FLAGS, dir_fd=fd)
+                    child = os.open(entry.name, DIR_FLAGS, dir_fd=fd)
                 except OSError:
                     continue
                 try:

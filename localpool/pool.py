@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 import shutil
 import tempfile
@@ -26,7 +25,7 @@ from localpool.constants import (
 from localpool.interpreter import Runtime
 from localpool.runtimes import find_runtime
 from localpool.sandbox import Sandbox, SandboxLimits
-from localpool.server import PoolServer
+from localpool.server import PoolServer, is_loopback
 from localpool.sessions import SessionManager
 from localpool.tls import make_self_signed, server_context
 from localpool.wire import ContainerType
@@ -34,16 +33,6 @@ from localpool.wire import ContainerType
 
 class TokenRequiredError(ValueError):
     """A pool bound to a non-loopback address was started without an explicit token."""
-
-
-def is_loopback(host: str) -> bool:
-    """Whether host names an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class UnsupportedContainerTypeError(ValueError):

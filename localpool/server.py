@@ -901,7 +901,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
         if name.startswith("[") and "]" in name:
             name = name[1 : name.index("]")]
-        if name not in _LOOPBACK_NAMES and not _is_loopback_address(name):
+        if not is_loopback(name):
             raise ApiError(
                 HTTPStatus.FORBIDDEN,
                 "HostNotAllowed",
@@ -930,12 +930,12 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
             )
 
 
-_LOOPBACK_NAMES = frozenset({"localhost"})
-
-
-def _is_loopback_address(name: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether host names an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
     try:
-        return ipaddress.ip_address(name).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
@@ -1069,7 +1069,7 @@ def _output(execution: Execution, max_length: int) -> ExecutionOutput:
         stderr=execution.stderr[:max_length],
         value=execution.result,
         duration_ms=execution.time_ms,
-        exit_code=getattr(execution, "exit_code", None),
+        exit_code=execution.exit_code,
     )
 
 

@@ -87,7 +87,7 @@ class Execution:
         """Whether the execution has not finished yet."""
         return self.status in PENDING_STATUSES
 
-    def finish(self, outcome: RunOutcome, timeout: float, breach: str = "", runtime_name: str = "Node.js") -> None:
+    def finish(self, outcome: RunOutcome, timeout: float, breach: str, runtime_name: str) -> None:
         """Record an interpreter outcome; the status is written last so readers see whole results.
 
         breach: why the server ended the session during or right after the execution (e.g. its disk

@@ -29,7 +29,6 @@ API_2024_10 = "2024-10-02-preview"
 API_2025_02 = "2025-02-02-preview"
 API_2025_10 = "2025-10-02-preview"
 SUPPORTED_API_VERSIONS: tuple[str, ...] = (API_2024_02, API_2024_10, API_2025_02, API_2025_10)
-LATEST_API_VERSION = API_2025_10
 
 
 class ContainerType(StrEnum):
@@ -183,7 +182,8 @@ def _listed(values: Iterable[str]) -> str:
 MAX_ECHOED_CHARS = 100
 
 
-def _shown(value: str) -> str:
+def shown(value: str) -> str:
+    """A value from the request, cut to MAX_ECHOED_CHARS, for quoting in a message."""
     return value if len(value) <= MAX_ECHOED_CHARS else value[:MAX_ECHOED_CHARS] + "…"
 
 
@@ -208,7 +208,7 @@ def missing_api_version(path: str) -> WireError:
     return WireError(
         400,
         "ApiVersionUnspecified",
-        f"An API version is required, but was not specified for '{_shown(path)}'. "
+        f"An API version is required, but was not specified for '{shown(path)}'. "
         f"The supported api-versions are '{_listed(_versions_having(path))}'.",
     )
 
@@ -218,8 +218,8 @@ def unsupported_api_version(path: str, api_version: str) -> WireError:
     return WireError(
         400,
         "UnsupportedApiVersion",
-        f"The HTTP resource that matches the request URI '{_shown(path)}' does not support the API version "
-        f"'{_shown(api_version)}'. The supported api-versions are '{_listed(_versions_having(path))}'.",
+        f"The HTTP resource that matches the request URI '{shown(path)}' does not support the API version "
+        f"'{shown(api_version)}'. The supported api-versions are '{_listed(_versions_having(path))}'.",
     )
 
 
@@ -246,7 +246,7 @@ def resolve(method: str, path: str, api_version: str | None) -> tuple[Operation,
         raise WireError(
             405,
             "MethodNotAllowed",
-            f"'{_shown(path)}' does not accept {_shown(method.upper())} in api-version {api_version}; "
+            f"'{shown(path)}' does not accept {shown(method.upper())} in api-version {api_version}; "
             f"it accepts {_listed(same_path)}.",
         )
     if any(op.match(path) is not None for version in SUPPORTED_API_VERSIONS for op in operations_for(version)):
@@ -254,7 +254,7 @@ def resolve(method: str, path: str, api_version: str | None) -> tuple[Operation,
     raise WireError(
         404,
         "NotFound",
-        f"No operation at '{_shown(path)}' in api-version {api_version}; it has "
+        f"No operation at '{shown(path)}' in api-version {api_version}; it has "
         f"{_listed(f'{op.method} {op.template}' for op in offered)}.",
     )
 
@@ -268,7 +268,7 @@ def invalid_identifier(identifier: str | None) -> WireError | None:
         return WireError(
             400,
             "InvalidIdentifier",
-            f"The identifier {_shown(identifier)!r} is not valid; use {SESSION_IDENTIFIER_RULE}.",
+            f"The identifier {shown(identifier)!r} is not valid; use {SESSION_IDENTIFIER_RULE}.",
         )
     return None
 

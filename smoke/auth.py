@@ -9,11 +9,15 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from smoke.protocol import DEFAULT_TOKEN_SCOPE, TOKEN_AUDIENCE
 from smoke.settings import CredentialError
+
+# azure-core's BearerTokenCredentialPolicy asks for a new token when the one it holds expires within this.
+TOKEN_REFRESH_MARGIN_SECONDS = 300
 
 TOKEN_ENV_VAR = "DYNAMIC_SESSIONS_TOKEN"  # noqa: S105 - the variable's name, not a secret
 REDACTED = "[REDACTED]"
@@ -118,10 +122,17 @@ class AzureCredentialTokenProvider(TokenProvider):
         self.redactor = redactor or Redactor()
         self.scope = scope
         self._credential = credential
+        # The last token and its scopes: the check's own first request to the credential (which fails
+        # early when there is none) then also serves the pipeline's first request (az CLI runs once).
+        self._last: tuple[tuple[str, ...], Any] | None = None
 
     def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        """A token for ``scopes`` (default: this provider's scope) from the Azure sign-in."""
+        """A token for ``scopes`` (default: this provider's scope) from the Azure sign-in; the last one
+        again while it has more than azure-core's refresh margin (five minutes) left."""
         scopes = scopes or (self.scope,)
+        last = self._last
+        if last is not None and last[0] == scopes and last[1].expires_on - time.time() > TOKEN_REFRESH_MARGIN_SECONDS:
+            return last[1]
         if self._credential is None:
             from azure.identity import DefaultAzureCredential  # slow to import; not needed with a static token
 
@@ -138,6 +149,7 @@ class AzureCredentialTokenProvider(TokenProvider):
                 f"No Azure credential could provide a token for scope {' '.join(scopes)}{detail}. {SIGN_IN_HINT}"
             ) from None
         self.redactor.add(access.token)
+        self._last = (scopes, access)
         return access
 
 

@@ -60,7 +60,7 @@ EXIT_UNUSABLE_SETUP = 2
 MAX_PORT = 65535
 
 
-def no_sandbox_warning(container_type: str) -> str:
+def no_sandbox_warning(container_type: ContainerType) -> str:
     """The warning --no-sandbox prints at every start: what session code can reach without bubblewrap."""
     who = f"as this pool's own user (uid {os.geteuid()}) with its network and its files"
     if container_type == ContainerType.NODE_LTS:
@@ -227,12 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        check_container_type(args.container_type)
+        container_type = check_container_type(args.container_type)
     except UnsupportedContainerTypeError as error:
         parser.error(str(error))  # exits with EXIT_UNUSABLE_SETUP, after the usage line
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV_VAR) or None
     if args.no_sandbox:
-        print(no_sandbox_warning(args.container_type), file=sys.stderr, flush=True)
+        print(no_sandbox_warning(container_type), file=sys.stderr, flush=True)
     limits = SandboxLimits(
         memory_mb=args.memory_mb,
         cpu_seconds=args.cpu_seconds,
@@ -252,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             network_status=args.network_status,
             limits=limits,
             sandbox=not args.no_sandbox,
-            container_type=args.container_type,
+            container_type=container_type,
             tls=args.tls,
             cert=args.cert,
             key=args.key,

@@ -180,14 +180,17 @@ def test_no_sandbox_says_python_code_has_the_pools_user_network_and_files() -> N
     assert "Egress" not in banner
 
 
-def test_no_sandbox_says_node_keeps_only_its_permission_model() -> None:
-    with cli_pool("--token", "t", "--no-sandbox", "--no-prewarm") as running:
+# The container type is matched case-insensitively; the warning names the type itself.
+@pytest.mark.parametrize("named", [(), ("--container-type", "nodelts")])
+def test_no_sandbox_says_node_keeps_only_its_permission_model(named: tuple[str, ...]) -> None:
+    with cli_pool("--token", "t", "--no-sandbox", "--no-prewarm", *named) as running:
         running.process.send_signal(signal.SIGTERM)
         running.process.wait(timeout=CLI_START_TIMEOUT_SECONDS)
         assert running.process.stderr is not None
         stderr = running.process.stderr.read()
     warning = next(line for line in stderr.splitlines() if "WARNING: --no-sandbox" in line)
     assert "only Node.js's permission model" in warning and "no isolation at all" not in warning
+    assert "NodeLTS session code" in warning
     assert "Egress" not in next(line for line in stderr.splitlines() if "Ctrl-C stops" in line)
 
 

@@ -47,6 +47,7 @@ _READ_CHUNK_BYTES = 64 * 1024
 _SIGNAL_EXIT_BASE = 128
 _COMMAND_NOT_FOUND = 127
 _CANNOT_EXECUTE = 126
+# The shell of Shell sessions when the server names none (it passes the bash it found and reports).
 _SHELL = "/bin/bash"
 # How long output may still arrive after the command exited (background jobs keep the pipes open).
 _OUTPUT_GRACE_SECONDS = 0.2
@@ -195,15 +196,16 @@ def _traceback_text(error: BaseException) -> str:
 class ShellSession:
     """Runs each request as one command in the session directory."""
 
-    def __init__(self, max_chars: int) -> None:
-        """Commands' output is cut at max_chars characters per stream."""
+    def __init__(self, max_chars: int, shell: str = _SHELL) -> None:
+        """Commands run by shell -c; their output is cut at max_chars characters per stream."""
         self.max_chars = max_chars
+        self.shell = shell
         self.cwd = os.getcwd()
 
     def run(self, request: dict[str, Any], stdout: CappedText, stderr: CappedText) -> tuple[Any, Any]:
         """Run the command; its exit code is stored in self.exit_code."""
         argv = request.get("argv")
-        command = list(argv) if isinstance(argv, list) and argv else [_SHELL, "-c", request["code"]]
+        command = list(argv) if isinstance(argv, list) and argv else [self.shell, "-c", request["code"]]
         stdin = request.get("stdin")
         try:
             process = subprocess.Popen(  # noqa: S603 - running the session's command is the point
@@ -255,8 +257,8 @@ class ShellSession:
     exit_code: int = 0
 
 
-def serve(mode: str, max_chars: int) -> None:
-    """Answer requests from the protocol's stdin until it closes."""
+def serve(mode: str, max_chars: int, shell: str = _SHELL) -> None:
+    """Answer requests from the protocol's stdin until it closes (shell: what Shell sessions run commands with)."""
     protocol_out = os.dup(1)
     requests = os.fdopen(os.dup(0), "rb")
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -268,7 +270,9 @@ def serve(mode: str, max_chars: int) -> None:
         while data:
             data = data[_write(protocol_out, data) :]
 
-    session: PythonSession | ShellSession = PythonSession(max_chars) if mode == "python" else ShellSession(max_chars)
+    session: PythonSession | ShellSession = (
+        PythonSession(max_chars) if mode == "python" else ShellSession(max_chars, shell)
+    )
     idle = CappedText(0)
     sys.stdout, sys.stderr = idle, idle
     for line in requests:
@@ -305,4 +309,4 @@ def serve(mode: str, max_chars: int) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]))
+    serve(sys.argv[1], int(sys.argv[2]), *sys.argv[3:4])

@@ -263,6 +263,24 @@ def test_python_from_a_venv_brings_its_packages() -> None:
         shutil.rmtree(venv, ignore_errors=True)
 
 
+def test_shell_sessions_run_the_bash_found_on_path() -> None:
+    """The bash the pool found (and GET metadata reports) is the one that runs commands, bound read-only."""
+    # Not under pytest's own temporary directory: the sandbox's user must be able to reach it.
+    wrapper_dir = Path(tempfile.mkdtemp(prefix="localpool-bash-"))
+    try:
+        wrapper_dir.chmod(0o755)
+        wrapper = wrapper_dir / "bash"
+        wrapper.write_text('#!/bin/sh\nLOCALPOOL_WRAPPED=yes exec /bin/bash "$@"\n')
+        wrapper.chmod(0o755)
+        environ = {**os.environ, "PATH": f"{wrapper_dir}{os.pathsep}{os.environ['PATH']}"}
+        with LocalPool(token=TOKEN, container_type=ContainerType.SHELL, environ=environ) as pool:
+            assert pool.runtime.path == str(wrapper)
+            execution = run(pool, new_identifier(), 'echo "wrapped: $LOCALPOOL_WRAPPED"')
+            assert execution.stdout == "wrapped: yes\n", execution.stderr
+    finally:
+        shutil.rmtree(wrapper_dir, ignore_errors=True)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="only a pool run as root starts its sandboxes as nobody")
 def test_a_python_the_sandbox_user_cannot_read_is_refused_at_start() -> None:
     private = Path(tempfile.mkdtemp(prefix="localpool-private-"))  # mode 0700, as a home directory

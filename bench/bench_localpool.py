@@ -37,6 +37,7 @@ if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
 from localpool import LocalPool  # noqa: E402
+from localpool.disk import sandbox_processes  # noqa: E402
 from localpool.process import local_pool_process  # noqa: E402
 from localpool.wire import ContainerType  # noqa: E402
 from smoke.protocol import API_2024_10, EXECUTIONS_PATH, HELLO_WORLD_CODE  # noqa: E402
@@ -97,20 +98,6 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def tree(pid: int) -> list[int]:
-    """pid and all its descendants (via /proc/<pid>/task/*/children)."""
-    found, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        found.append(current)
-        for task in Path(f"/proc/{current}/task").glob("*"):
-            try:
-                pending += [int(child) for child in (task / "children").read_text().split()]
-            except OSError:
-                continue
-    return found
-
-
 def memory_kib(pid: int, field: str) -> int:
     """A field (Rss, Pss) of /proc/<pid>/smaps_rollup in KiB; 0 if the process is gone."""
     try:
@@ -126,7 +113,7 @@ def sandbox_memory(pool: LocalPool, identifier: str) -> tuple[float, float]:
     """(RSS, PSS) in MiB of every process of the identifier's sandbox."""
     session = pool.manager.find(identifier)
     assert session is not None and session.interpreter is not None
-    pids = tree(session.interpreter.pid)
+    pids = sandbox_processes(session.interpreter.pid)
     return (
         sum(memory_kib(pid, "Rss") for pid in pids) / 1024,
         sum(memory_kib(pid, "Pss") for pid in pids) / 1024,

@@ -37,7 +37,7 @@ def refusal(stack: str, project_dir: Path = PROJECT_DIR) -> str | None:
     file_name = f"Pulumi.{short}.yaml"
     try:
         raw = read_stack_config(short, project_dir, GUARDS) if (project_dir / file_name).is_file() else {}
-        guards = parse_settings({key: raw[key] for key in GUARDS if key in raw}, project=CONFIG_NAMESPACE, stack=short)
+        guards = parse_settings(raw, project=CONFIG_NAMESPACE, stack=short)  # only GUARDS were read
     except StackFileError as error:
         return f"{error} Fix it before tearing '{stack}' down."
     except SettingsError as error:

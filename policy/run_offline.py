@@ -176,7 +176,8 @@ def evaluate(
             level = policy.enforcement_level or EnforcementLevel.ADVISORY
             report = _reporter(violations, policy.name, level, resource.urn, resource.type)
             policy.validate(validation_args(resource), report)
+    stack_args = stack_validation_args(resources)
     for policy in (p for p in active if isinstance(p, StackValidationPolicy)):
         level = policy.enforcement_level or EnforcementLevel.ADVISORY
-        policy.validate(stack_validation_args(resources), _reporter(violations, policy.name, level, "", ""))
+        policy.validate(stack_args, _reporter(violations, policy.name, level, "", ""))
     return violations

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import re
 
-from components.azure import CONTAINER_TYPES as CONTAINER_TYPES  # re-exported; defined once, for the component
-
 # The first API generation: POST {endpoint}/code/execute with a {"properties": {...}} body.
 API_2024_02 = "2024-02-02-preview"
 # The second generation: POST {endpoint}/executions, answered 202 (200 from 2025-10-02-preview).

@@ -12,6 +12,7 @@ import pytest
 from tests.support.dataplane_schema import (
     DATAPLANE_DIR,
     find_operation,
+    load_example,
     load_spec,
     operations,
     supported_versions,
@@ -38,7 +39,6 @@ RECORDINGS_2024_02 = [
     (f"{DOCS}sessions-code-interpreter__files-list{V2402}", "GET", "/files"),
     (f"{DOCS}sessions-tutorial-nodejs__code-execute{V2402}", "POST", "/code/execute"),
 ]
-OLD = "data-plane__Microsoft.App.DynamicSessions__"
 NEW = "data-plane__DynamicSessions__"
 
 
@@ -142,9 +142,7 @@ def test_error_needs_its_code_header() -> None:
 
 
 def test_running_execution_needs_operation_location() -> None:
-    example = _read(
-        "data-plane__Microsoft.App.DynamicSessions__2025-02-02-preview__examples__CodeExecution_Execute_Async_Running.json"
-    )
+    example = load_example("2025-02-02-preview", "CodeExecution_Execute_Async_Running")
     response = example["responses"]["200"]
     headers = {k: v for k, v in response["headers"].items() if k.lower() != "operation-location"}
     with pytest.raises(AssertionError, match="needs an Operation-Location header"):
@@ -152,9 +150,7 @@ def test_running_execution_needs_operation_location() -> None:
 
 
 def test_bad_date_fails() -> None:
-    example = _read(
-        "data-plane__Microsoft.App.DynamicSessions__2025-10-02-preview__examples__SessionManagement_Get.json"
-    )
+    example = load_example("2025-10-02-preview", "SessionManagement_Get")
     body = copy.deepcopy(example["responses"]["200"]["body"])
     body["createdAt"] = "yesterday"
     with pytest.raises(AssertionError, match="at createdAt"):

@@ -77,13 +77,6 @@ def egress_pool() -> Iterator[LocalPool]:
         yield local_pool
 
 
-@pytest.fixture
-def client(pool: LocalPool) -> Iterator[PoolClient]:
-    """A client of the module's pool."""
-    with PoolClient(pool.endpoint) as pool_client:
-        yield pool_client
-
-
 def _result(client: PoolClient, code: str, identifier: str | None = None, **fields: object) -> str:
     body = client.run(identifier or new_identifier("attack"), code, **fields)
     return str(body["result"]["executionResult"])
@@ -691,7 +684,7 @@ def test_two_hundred_concurrent_clients_are_all_answered(pool: LocalPool) -> Non
     assert_still_serving(pool.endpoint)
 
 
-def test_sessions_start_with_tmpdir_behind_a_symlink(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_sessions_start_with_tmpdir_behind_a_symlink() -> None:
     real = Path(tempfile.mkdtemp())
     real.chmod(0o755)
     link = Path(tempfile.mkdtemp()) / "link"

@@ -80,7 +80,7 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-def test_cli_prints_the_endpoint_serves_and_stops_cleanly(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_cli_prints_the_endpoint_serves_and_stops_cleanly() -> None:
     # Under the system's /tmp: pytest's own directories are private to their owner, and when the
     # tests run as root the sandbox's user (nobody) must pass through the pool's parents.
     tmp_path = Path(tempfile.mkdtemp())

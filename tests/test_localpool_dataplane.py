@@ -26,6 +26,7 @@ from localpool.files import SessionFiles
 from localpool.tls import TlsSetupError, make_self_signed
 from tests.support import dataplane_schema
 from tests.support.localpool_helpers import (
+    PROJECT_ROOT,
     TOKEN,
     PoolClient,
     checked_session,
@@ -33,7 +34,6 @@ from tests.support.localpool_helpers import (
     new_identifier,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 UPLOAD_NAME = "hello.txt"
 UPLOAD_BYTES = b"Hello from the test!\n"
 ALL_OPERATIONS = [

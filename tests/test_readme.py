@@ -3,6 +3,7 @@ written, CI runs the README's test command, and every setting and output is docu
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import sys
@@ -85,6 +86,7 @@ def test_every_project_path_shown_exists(document: Path) -> None:
         assert found, f"{document.name} shows {path}, which does not exist"
 
 
+@functools.cache
 def module_help(module: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", module, "--help"],

@@ -371,8 +371,8 @@ def test_the_component_registers_every_stack_output(stack_runs: dict[str, Progra
     assert run.outputs["poolManagementEndpoint"].startswith("https://")
 
 
-def test_the_sdk_adapter_still_sees_registrations_and_exports() -> None:
-    run = run_program("dev")
+def test_the_sdk_adapter_still_sees_registrations_and_exports(stack_runs: dict[str, ProgramRun]) -> None:
+    run = stack_runs["dev"]
     adapter = "offline/engine.py's SDK adapter (RecordingMonitor, stack_outputs)"
     assert run.resources, f"{adapter} saw no registration under this Pulumi SDK"
     assert all(resource.urn.startswith("urn:pulumi:dev::") for resource in run.resources), adapter

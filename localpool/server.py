@@ -307,21 +307,19 @@ class PoolServer(ThreadingHTTPServer):
     def _refuse(self, request: socket.socket) -> None:
         """Over the cap with nobody to evict: 503 with Retry-After (plain HTTP), and close; no thread."""
         if self.ssl_context is None:
-            body = {
-                "error": {
-                    "code": "ServiceUnavailable",
-                    "message": f"The local pool is serving its limit of {self.places.capacity} connections; "
-                    f"retry after {RETRY_AFTER_SECONDS} s.",
-                }
-            }
-            payload = json.dumps(body).encode()
+            code = "ServiceUnavailable"
+            message = (
+                f"The local pool is serving its limit of {self.places.capacity} connections; "
+                f"retry after {RETRY_AFTER_SECONDS} s."
+            )
+            payload = json.dumps(wire.error_body(code, message)).encode()
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS), **wire.error_headers(code), "Connection": "close"}
             head = (
                 "HTTP/1.1 503 Service Unavailable\r\n"
                 "Content-Type: application/json; charset=utf-8\r\n"
                 f"Content-Length: {len(payload)}\r\n"
-                f"Retry-After: {RETRY_AFTER_SECONDS}\r\n"
-                "x-ms-error-code: ServiceUnavailable\r\n"
-                "Connection: close\r\n\r\n"
+                + "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+                + "\r\n"
             )
             with contextlib.suppress(OSError):
                 # A fresh socket's send buffer takes these few hundred bytes whole: this never blocks.
@@ -449,10 +447,9 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         """Answer protocol-level errors of http.server (bad request line, ...) in Azure's shape too."""
         status = HTTPStatus(code)
         self.close_connection = True
+        error_code = status.phrase.replace(" ", "")
         self._send_json(
-            status,
-            {"error": {"code": status.phrase.replace(" ", ""), "message": message or status.description}},
-            {"x-ms-error-code": status.phrase.replace(" ", "")},
+            status, wire.error_body(error_code, message or status.description), wire.error_headers(error_code)
         )
 
     def finish(self) -> None:

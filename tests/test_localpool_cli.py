@@ -23,6 +23,7 @@ from tests.support.localpool_helpers import (
     new_identifier,
     process_alive,
     run_cli,
+    stop_and_read_stderr,
     wait_until,
 )
 
@@ -128,11 +129,10 @@ def test_cli_without_a_token_prints_the_one_it_made_once() -> None:
         assert client.legacy(new_identifier(), HELLO_WORLD_CODE["NodeLTS"]).status_code == requests.codes.ok
         assert PoolClient(running.endpoint, token="guess").legacy(new_identifier(), "1").status_code == 401
         client.close()
-        running.process.send_signal(signal.SIGTERM)
-        running.process.wait(timeout=CLI_START_TIMEOUT_SECONDS)
-        assert running.process.stdout is not None and running.process.stderr is not None
+        stderr = stop_and_read_stderr(running)
+        assert running.process.stdout is not None
         assert running.process.stdout.read() == ""
-        assert running.token not in running.process.stderr.read()
+        assert running.token not in stderr
 
 
 def test_cli_refuses_to_start_without_bubblewrap() -> None:
@@ -158,18 +158,12 @@ def test_no_sandbox_warns_at_every_start() -> None:
         client = PoolClient(running.endpoint, token="t")
         assert client.legacy(new_identifier(), HELLO_WORLD_CODE["NodeLTS"]).status_code == requests.codes.ok
         client.close()
-        running.process.send_signal(signal.SIGTERM)
-        running.process.wait(timeout=CLI_START_TIMEOUT_SECONDS)
-        assert running.process.stderr is not None
-        assert "WARNING: --no-sandbox" in running.process.stderr.read()
+        assert "WARNING: --no-sandbox" in stop_and_read_stderr(running)
 
 
 def test_no_sandbox_says_python_code_has_the_pools_user_network_and_files() -> None:
     with cli_pool("--token", "t", "--no-sandbox", "--no-prewarm", "--container-type", "PythonLTS") as running:
-        running.process.send_signal(signal.SIGTERM)
-        running.process.wait(timeout=CLI_START_TIMEOUT_SECONDS)
-        assert running.process.stderr is not None
-        stderr = running.process.stderr.read()
+        stderr = stop_and_read_stderr(running)
     uid = f"uid {os.geteuid()}"
     warning = next(line for line in stderr.splitlines() if "WARNING: --no-sandbox" in line)
     assert "PythonLTS" in warning and uid in warning and "network and its files" in warning
@@ -184,10 +178,7 @@ def test_no_sandbox_says_python_code_has_the_pools_user_network_and_files() -> N
 @pytest.mark.parametrize("named", [(), ("--container-type", "nodelts")])
 def test_no_sandbox_says_node_keeps_only_its_permission_model(named: tuple[str, ...]) -> None:
     with cli_pool("--token", "t", "--no-sandbox", "--no-prewarm", *named) as running:
-        running.process.send_signal(signal.SIGTERM)
-        running.process.wait(timeout=CLI_START_TIMEOUT_SECONDS)
-        assert running.process.stderr is not None
-        stderr = running.process.stderr.read()
+        stderr = stop_and_read_stderr(running)
     warning = next(line for line in stderr.splitlines() if "WARNING: --no-sandbox" in line)
     assert "only Node.js's permission model" in warning and "no isolation at all" not in warning
     assert "NodeLTS session code" in warning

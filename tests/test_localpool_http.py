@@ -26,7 +26,15 @@ from localpool.sandbox import Sandbox, SandboxLimits
 from localpool.server import HttpLimits, PoolServer
 from localpool.sessions import SessionManager
 from localpool.tls import make_self_signed, server_context
-from tests.support.localpool_helpers import TOKEN, PoolClient, cli_pool, new_identifier, raw_request, wait_until
+from tests.support.localpool_helpers import (
+    TOKEN,
+    PoolClient,
+    cli_pool,
+    new_identifier,
+    raw_request,
+    stop_and_read_stderr,
+    wait_until,
+)
 
 HOST = "127.0.0.1"
 # Small limits so each test reaches them quickly; the per-read timeout stays long, so only the
@@ -264,17 +272,6 @@ def send_and_leave(port: int, request: bytes) -> None:
         connection.sendall(request)
 
 
-def stop_and_read_stderr(process: object) -> str:
-    """Stop the pool's process and return everything it wrote on stderr."""
-    import subprocess
-
-    assert isinstance(process, subprocess.Popen)
-    process.terminate()
-    process.wait(timeout=30)
-    assert process.stderr is not None
-    return process.stderr.read()
-
-
 def test_a_client_that_leaves_mid_answer_leaves_no_traceback() -> None:
     with cli_pool("--token", TOKEN, "--no-prewarm") as running:
         port = int(running.endpoint.split(":")[2].split("/")[0])
@@ -293,7 +290,7 @@ def test_a_client_that_leaves_mid_answer_leaves_no_traceback() -> None:
         # Still serving, and the pool's stderr is clean.
         _, body = hello_world(running.endpoint)
         assert body["result"]["executionResult"] == HELLO_RESULT, body
-        stderr = stop_and_read_stderr(running.process)
+        stderr = stop_and_read_stderr(running)
     assert "Traceback" not in stderr, stderr[-3000:]
 
 
@@ -334,6 +331,6 @@ def test_out_of_descriptors_the_pool_backs_off_and_recovers_when_connections_clo
                 connection.close()
         _, body = hello_world(running.endpoint)
         assert body["result"]["executionResult"] == HELLO_RESULT, body
-        stderr = stop_and_read_stderr(running.process)
+        stderr = stop_and_read_stderr(running)
     assert "cannot accept connections" in stderr, stderr[-3000:]
     assert "Traceback" not in stderr, stderr[-3000:]

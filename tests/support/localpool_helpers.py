@@ -348,3 +348,11 @@ def cli_pool(*args: str) -> Iterator[RunningPool]:
     with local_pool_process("--quiet", *args, start_timeout=CLI_START_TIMEOUT_SECONDS) as running:
         assert ENDPOINT_LINE.match(running.first_line), f"unexpected first line: {running.first_line!r}"
         yield running
+
+
+def stop_and_read_stderr(running: RunningPool) -> str:
+    """Stop a pool started by cli_pool or local_pool_process (SIGTERM) and return all it wrote on stderr."""
+    running.process.terminate()
+    running.process.wait(timeout=REQUEST_TIMEOUT_SECONDS)
+    assert running.process.stderr is not None
+    return running.process.stderr.read()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,3 +62,15 @@ def client(pool: LocalPool) -> Iterator[PoolClient]:
 
     with PoolClient(pool.endpoint) as pool_client:
         yield pool_client
+
+
+@pytest.fixture
+def host_listener() -> Iterator[socket.socket]:
+    """A TCP listener on the host's loopback that session code must not reach (see no_connection)."""
+    from tests.support.localpool_helpers import NO_CONNECTION_SECONDS
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.settimeout(NO_CONNECTION_SECONDS)
+        yield listener

@@ -37,24 +37,24 @@ from localpool.sandbox import SandboxLimits
 from localpool.wire import MAX_EXECUTION_SECONDS
 from smoke.protocol import API_2024_10, EXECUTIONS_PATH, HELLO_WORLD_CODE, HELLO_WORLD_STDOUT, STATUS_FAILED
 from tests.support.localpool_helpers import (
+    NO_CONNECTION_SECONDS,
     PROJECT_ROOT,
+    SANDBOXED,
+    SMALL_DISK_MB,
     TOKEN,
     PoolClient,
     host_facts,
     new_identifier,
+    no_connection,
     process_alive,
     raw_request,
     wait_until,
 )
 
-SANDBOXED = os.environ.get("LOCALPOOL_ATTACKS_NO_SANDBOX") != "1"
 HANG_TIMEOUT_SECONDS = 2
 # Well above the 64 KiB a pipe holds: the write to a busy runner blocks.
 BIG_CODE_BYTES = 200 * 1024
-# How long a host listener waits for a connection the sandbox must not make.
-NO_CONNECTION_SECONDS = 0.5
 CONCURRENT_CLIENTS = 200
-SMALL_DISK_MB = 8
 
 
 def _pool(**options: object) -> LocalPool:
@@ -87,25 +87,6 @@ def assert_still_serving(endpoint: str) -> None:
     with PoolClient(endpoint) as fresh:
         body = fresh.run(new_identifier("after"), HELLO_WORLD_CODE["NodeLTS"])
         assert body["result"]["stdout"] == HELLO_WORLD_STDOUT, body
-
-
-@pytest.fixture
-def host_listener() -> Iterator[socket.socket]:
-    """A TCP listener on the host's loopback that session code must not reach."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
-        listener.settimeout(NO_CONNECTION_SECONDS)
-        yield listener
-
-
-def _no_connection(listener: socket.socket) -> bool:
-    try:
-        connection, _ = listener.accept()
-    except TimeoutError:
-        return True
-    connection.close()
-    return False
 
 
 # -- files ------------------------------------------------------------------------------------
@@ -298,7 +279,7 @@ new Promise((resolve) => {
 def test_tcp_to_the_host_is_unreachable(client: PoolClient, pool: LocalPool, host_listener: socket.socket) -> None:
     port = host_listener.getsockname()[1]
     assert _result(client, _TCP_CONNECT % f"{port}, '127.0.0.1'") != "connected"
-    assert _no_connection(host_listener)
+    assert no_connection(host_listener)
     assert_still_serving(pool.endpoint)
 
 
@@ -330,7 +311,7 @@ def test_host_unix_sockets_are_unreachable(client: PoolClient, pool: LocalPool) 
             listener.listen(1)
             listener.settimeout(NO_CONNECTION_SECONDS)
             assert _result(client, _TCP_CONNECT % repr(str(path))) != "connected"
-            assert _no_connection(listener)
+            assert no_connection(listener)
     finally:
         path.unlink(missing_ok=True)
         directory.rmdir()
@@ -527,7 +508,7 @@ def test_with_egress_a_session_reaches_out_but_not_the_host(far_host: str | None
             )
             assert _result(client, fetched) == "unreachable"
             assert _result(client, _TCP_CONNECT % repr(abstract_name)) != "connected"
-            assert _no_connection(abstract)
+            assert no_connection(abstract)
             # Outbound: slirp4netns's tap device (10.0.2.100, the default route goes through it); with root,
             # a real connection to a namespace of our own.
             interfaces = (

@@ -356,3 +356,22 @@ def stop_and_read_stderr(running: RunningPool) -> str:
     running.process.wait(timeout=REQUEST_TIMEOUT_SECONDS)
     assert running.process.stderr is not None
     return running.process.stderr.read()
+
+
+# LOCALPOOL_ATTACKS_NO_SANDBOX=1 runs the attack tests' pools without bubblewrap, to see them fail
+# without the sandbox.
+SANDBOXED = os.environ.get("LOCALPOOL_ATTACKS_NO_SANDBOX") != "1"
+# The disk limit of the attack tests' pools: small, so that filling it is quick.
+SMALL_DISK_MB = 8
+# How long a host listener waits for a connection the sandbox must not make.
+NO_CONNECTION_SECONDS = 0.5
+
+
+def no_connection(listener: socket.socket) -> bool:
+    """Whether nothing connected to listener within its timeout (NO_CONNECTION_SECONDS for host_listener)."""
+    try:
+        connection, _ = listener.accept()
+    except TimeoutError:
+        return True
+    connection.close()
+    return False

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MIN_NODE_MAJOR=20   # the local pool's runner needs Node.js 20's permission model
+MIN_NODE_MAJOR=20   # localpool/constants.py MIN_NODE_MAJOR (tests/test_make.py keeps them equal)
 MIN_PYTHON="3.11"   # pyproject.toml's target-version
 missing=()
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from localpool.constants import MIN_NODE_MAJOR
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAKEFILE = PROJECT_ROOT / "Makefile"
 PREREQUISITES = PROJECT_ROOT / "scripts" / "check-prerequisites.sh"
@@ -217,6 +219,11 @@ def test_a_node_older_than_20_is_named_with_its_version(tmp_path: Path) -> None:
     result = make("prerequisites", LOCALPOOL_NODE=str(old))
     assert result.returncode != 0
     assert "is version 18.19.0" in result.stderr
+
+
+def test_the_prerequisites_ask_for_the_node_the_local_pool_needs() -> None:
+    """The script stands alone (it runs before any Python), so its copy of the minimum is checked here."""
+    assert f"MIN_NODE_MAJOR={MIN_NODE_MAJOR} " in PREREQUISITES.read_text()
 
 
 def prerequisites_copy(tmp_path: Path, ensure_bwrap: str = "exit 0\n") -> Path:

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import threading
@@ -418,6 +419,12 @@ def outcome_from_message(message: Mapping[str, Any], max_chars: int, elapsed_ms:
 
 class RuntimeUnavailableError(RuntimeError):
     """A runtime's binary is missing or unusable; the message names it and how to install it."""
+
+
+def find_executable(wanted: str, environ: Mapping[str, str]) -> str | None:
+    """wanted itself when it is a path, else looked up on environ's PATH; None unless an executable file."""
+    found = shutil.which(wanted, path=environ.get("PATH", os.defpath)) if os.sep not in wanted else wanted
+    return found if found and os.access(found, os.X_OK) and os.path.isfile(found) else None
 
 
 class Runtime(Protocol):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from localpool.interpreter import FrameScanner as FrameScanner
 from localpool.interpreter import Interpreter as Interpreter
 from localpool.interpreter import InterpreterError as InterpreterError
 from localpool.interpreter import RunOutcome as RunOutcome
-from localpool.interpreter import RuntimeUnavailableError
+from localpool.interpreter import RuntimeUnavailableError, find_executable
 from localpool.interpreter import outcome_from_message as outcome_from_message
 from localpool.sandbox import RuntimeCommand
 from localpool.wire import ContainerType
@@ -115,8 +114,8 @@ def find_node(environ: Mapping[str, str] | None = None) -> NodeRuntime:
     override = env.get(NODE_ENV_VAR, "").strip()
     wanted = override or "node"
     origin = f"{NODE_ENV_VAR}={override!r}" if override else "PATH"
-    found = shutil.which(wanted, path=env.get("PATH", os.defpath)) if os.sep not in wanted else wanted
-    if not found or not os.access(found, os.X_OK) or not os.path.isfile(found):
+    found = find_executable(wanted, env)
+    if found is None:
         raise NodeUnavailableError(
             f"Node.js was not found (looked for {wanted!r} via {origin}); the local pool runs JavaScript "
             f"with it: {NODE_INSTALL_HINT}, or point {NODE_ENV_VAR} at a node binary."

@@ -24,7 +24,7 @@ from localpool.constants import (
     PYTHON_INSTALL_HINT,
     SANDBOX_UID,
 )
-from localpool.interpreter import Runtime, RuntimeUnavailableError
+from localpool.interpreter import Runtime, RuntimeUnavailableError, find_executable
 from localpool.node import find_node
 from localpool.sandbox import RuntimeCommand
 from localpool.wire import ContainerType
@@ -108,8 +108,8 @@ def find_python(environ: Mapping[str, str] | None = None, *, nobody_reads: bool 
     override = env.get(PYTHON_ENV_VAR, "").strip()
     wanted = override or (SYSTEM_PYTHON if os.access(SYSTEM_PYTHON, os.X_OK) else "python3")
     origin = f"{PYTHON_ENV_VAR}={override!r}" if override else "PATH"
-    found = shutil.which(wanted, path=env.get("PATH", os.defpath)) if os.sep not in wanted else wanted
-    if not found or not os.access(found, os.X_OK) or not os.path.isfile(found):
+    found = find_executable(wanted, env)
+    if found is None:
         raise PythonUnavailableError(
             f"Python was not found (looked for {wanted!r} via {origin}); the local pool runs PythonLTS and "
             f"Shell sessions with it: {PYTHON_INSTALL_HINT}, or point {PYTHON_ENV_VAR} at a python3 binary."

@@ -9,6 +9,7 @@ print what the client's code prints, downloads must give back what was uploaded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -18,13 +19,16 @@ from typing import Any
 import pytest
 
 from localpool import LocalPool
+from smoke.protocol import HELLO_WORLD_STDOUT
+from tests.conftest import MODULE_POOL_MAX_SESSIONS
 from tests.support.localpool_helpers import TOKEN, PoolClient
 
 RECORDINGS = sorted((Path(__file__).resolve().parent / "data" / "clients").glob("*.json"))
 EXECUTION_OPERATIONS = frozenset({"CodeExecution_Execute", "CodeExecution_Get"})
 # The code the recorder's drivers run (scripts/record_clients.py) and what it prints.
 HELLO_WORLD_CODE = frozenset({"print('hello-world')", "echo hello-world"})
-HELLO_WORLD_STDOUT = "hello-world\n"
+# The container types the recorded clients are made for (none is for NodeLTS).
+CLIENT_CONTAINER_TYPES = ("PythonLTS", "Shell")
 # Chunks a recorded chunked body is sent in (any split works; several prove the framing is decoded).
 CHUNK_BYTES = 64
 
@@ -75,18 +79,24 @@ def replay(client: PoolClient, recording: dict[str, Any], call: dict[str, Any], 
 
 
 @pytest.fixture(scope="module")
-def node_pool() -> Iterator[LocalPool]:
-    with LocalPool(token=TOKEN) as pool:
-        yield pool
+def typed_pools() -> Iterator[dict[str, LocalPool]]:
+    """A pool of each container type the recorded clients are made for, shared by the recordings."""
+    with contextlib.ExitStack() as stack:
+        yield {
+            container_type: stack.enter_context(
+                LocalPool(token=TOKEN, container_type=container_type, max_sessions=MODULE_POOL_MAX_SESSIONS)
+            )
+            for container_type in CLIENT_CONTAINER_TYPES
+        }
 
 
 @pytest.mark.parametrize("path", RECORDINGS, ids=lambda path: path.stem)
-def test_recorded_file_and_session_calls_succeed(node_pool: LocalPool, path: Path) -> None:
+def test_recorded_file_and_session_calls_succeed(pool: LocalPool, path: Path) -> None:
     recording = load(path)
     sessions: dict[str, str] = {}
     uploaded: set[bytes] = set()
     replayed = 0
-    with PoolClient(node_pool.endpoint) as client:
+    with PoolClient(pool.endpoint) as client:
         for call in recording["calls"]:
             if call["answer"]["operation"] in EXECUTION_OPERATIONS:
                 continue
@@ -109,16 +119,16 @@ def execution_output(call: dict[str, Any], answer: dict[str, Any]) -> tuple[str,
 
 
 @pytest.mark.parametrize("path", RECORDINGS, ids=lambda path: path.stem)
-def test_recorded_calls_succeed_on_a_pool_of_the_clients_container_type(path: Path) -> None:
+def test_recorded_calls_succeed_on_a_pool_of_the_clients_container_type(
+    typed_pools: dict[str, LocalPool], path: Path
+) -> None:
     recording = load(path)
-    assert recording["container_type"] in {"PythonLTS", "Shell"}, recording["container_type"]
+    assert recording["container_type"] in CLIENT_CONTAINER_TYPES, recording["container_type"]
+    pool = typed_pools[recording["container_type"]]
     sessions: dict[str, str] = {}
     uploaded: set[bytes] = set()
     counted = {"executions": 0, "hello-world": 0}
-    with (
-        LocalPool(token=TOKEN, container_type=recording["container_type"]) as pool,
-        PoolClient(pool.endpoint) as client,
-    ):
+    with PoolClient(pool.endpoint) as client:
         assert pool.container_type.value == recording["container_type"]
         for call in recording["calls"]:
             reply = replay(client, recording, call, sessions)

@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from tests.support.localpool_helpers import PoolClient
 
 SHIPPED_STACKS = list_stacks(PROJECT_ROOT)
-# Room for every identifier one module's tests open, well above the CLI's default of 5.
-MODULE_POOL_MAX_SESSIONS = 64
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +47,7 @@ def stack_runs() -> dict[str, ProgramRun]:
 def pool() -> Iterator[LocalPool]:
     """One local pool per test module (requiring the test token); each test uses its own identifiers."""
     from localpool import LocalPool
-    from tests.support.localpool_helpers import TOKEN
+    from tests.support.localpool_helpers import MODULE_POOL_MAX_SESSIONS, TOKEN
 
     with LocalPool(token=TOKEN, max_sessions=MODULE_POOL_MAX_SESSIONS) as local_pool:
         yield local_pool

@@ -20,8 +20,7 @@ import pytest
 
 from localpool import LocalPool
 from smoke.protocol import HELLO_WORLD_STDOUT
-from tests.conftest import MODULE_POOL_MAX_SESSIONS
-from tests.support.localpool_helpers import TOKEN, PoolClient
+from tests.support.localpool_helpers import MODULE_POOL_MAX_SESSIONS, TOKEN, PoolClient
 
 RECORDINGS = sorted((Path(__file__).resolve().parent / "data" / "clients").glob("*.json"))
 EXECUTION_OPERATIONS = frozenset({"CodeExecution_Execute", "CodeExecution_Get"})

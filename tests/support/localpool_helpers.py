@@ -58,6 +58,9 @@ POLL_INTERVAL_SECONDS = 0.05
 # A bystander session must answer well within this while a hostile one runs (a warm round trip is ~ms).
 PROMPT_ANSWER_SECONDS = 0.5
 
+# Room for every identifier one module's tests open, well above the CLI's default of 5.
+MODULE_POOL_MAX_SESSIONS = 64
+
 
 def load_data(name: str) -> dict[str, Any]:
     """A recorded response kept in tests/data."""

@@ -318,12 +318,12 @@ class SessionManager:
             on_change=changed,
         )
 
-    def _sandbox_pids(self, session: Session) -> tuple[list[int], int | None]:
-        """(every process of the session's sandbox, the one that may be unreadable: bwrap itself)."""
+    def _sandbox_pids(self, session: Session) -> tuple[list[int], list[int]]:
+        """(every process of the session's sandbox, those that may be unreadable: bwrap itself)."""
         interpreter = session.interpreter
         if interpreter is None or not interpreter.alive:
-            return [], None
-        return sandbox_processes(interpreter.pid), interpreter.pid if self.sandbox.enabled else None
+            return [], []
+        return sandbox_processes(interpreter.pid), [interpreter.pid] if self.sandbox.enabled else []
 
     def _held_bytes(self, session: Session) -> int:
         """Bytes of files the session's sandbox keeps open or mapped after deleting them (an unreadable
@@ -331,7 +331,7 @@ class SessionManager:
         pids, launcher = self._sandbox_pids(session)
         if not pids:
             return 0
-        held = held_deleted_bytes(pids, os.stat(session.workdir).st_dev, skip=[launcher] if launcher else [])
+        held = held_deleted_bytes(pids, os.stat(session.workdir).st_dev, skip=launcher)
         return self.sandbox.limits.disk_bytes if held.problem else held.used_bytes
 
     def disk_breach(self, session: Session) -> str:
@@ -352,7 +352,7 @@ class SessionManager:
         except OSError:
             return ""  # the session ended and its directory was removed meanwhile
         usage = directory_usage(session.workdir, MAX_SESSION_DIRECTORY_ENTRIES)
-        held = held_deleted_bytes(pids, device, skip=[launcher] if launcher else [])
+        held = held_deleted_bytes(pids, device, skip=launcher)
         over = (
             f"{self.sandbox.limits.disk_mb} MiB or {MAX_SESSION_DIRECTORY_ENTRIES} entries"
             if not (usage.problem or held.problem)

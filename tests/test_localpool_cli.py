@@ -86,7 +86,7 @@ def test_cli_prints_the_endpoint_serves_and_stops_cleanly() -> None:
     # tests run as root the sandbox's user (nobody) must pass through the pool's parents.
     tmp_path = Path(tempfile.mkdtemp())
     tmp_path.chmod(0o711)
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    env = cli_env(TMPDIR=str(tmp_path))
     args = ("--quiet", "--token", "cli-token", "--max-sessions", "3", "--no-prewarm")
     with local_pool_process(*args, env=env, start_timeout=CLI_START_TIMEOUT_SECONDS) as running:
         assert running.first_line.startswith("POOL_MANAGEMENT_ENDPOINT=http://127.0.0.1:")
@@ -116,7 +116,7 @@ def test_cli_prints_the_endpoint_serves_and_stops_cleanly() -> None:
 def test_cli_explains_a_pool_directory_the_sandbox_cannot_reach(tmp_path: Path) -> None:
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
-    result = run_cli("--quiet", "--token", "t", env={**os.environ, "TMPDIR": str(private)})
+    result = run_cli("--quiet", "--token", "t", env=cli_env(TMPDIR=str(private)))
     assert result.returncode == 2
     assert "cannot reach the pool's directory" in result.stderr and "chmod o+x" in result.stderr
 

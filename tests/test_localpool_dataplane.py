@@ -60,12 +60,10 @@ def upload(
 
 
 def execute(client: PoolClient, identifier: str, api_version: str, code: str) -> requests.Response:
+    """The version's code execution: POST code/execute (2024-02-02-preview) or POST executions."""
     if api_version == wire.API_2024_02:
-        body = {"properties": {"codeInputType": "inline", "executionType": "synchronous", "code": code}}
-        return client.http.post(client.endpoint + "/code/execute", params=params(identifier, api_version), json=body)
-    return client.http.post(
-        client.endpoint + "/executions", params=params(identifier, api_version), json={"code": code}
-    )
+        return client.legacy(identifier, code)
+    return client.execute(identifier, code, api_version=api_version)
 
 
 def content_path(api_version: str, name: str) -> str:

@@ -74,10 +74,8 @@ def test_without_jupyter_format_the_nan_result_differs(python_client: PoolClient
 
 
 def test_jupyter_format_flag_must_be_a_boolean(python_client: PoolClient) -> None:
-    reply = python_client.http.post(
-        python_client.endpoint + "/executions",
-        params={"api-version": wire.API_2025_10, "identifier": new_identifier()},
-        json={"code": "1", "returnJupyterFormatExecutionResult": "yes"},
+    reply = python_client.execute(
+        new_identifier(), "1", api_version=wire.API_2025_10, returnJupyterFormatExecutionResult="yes"
     )
     assert reply.status_code == requests.codes.bad_request
     assert "returnJupyterFormatExecutionResult" in reply.json()["error"]["message"]

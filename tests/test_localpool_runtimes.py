@@ -14,7 +14,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -49,8 +48,10 @@ from tests.support.localpool_helpers import (
     SANDBOXED,
     SMALL_DISK_MB,
     TOKEN,
+    cli_env,
     new_identifier,
     no_connection,
+    run_cli,
 )
 
 PYTHON_RESULT_EXAMPLES = [
@@ -498,15 +499,7 @@ def test_sessions_run_concurrently_without_sharing_state(python_pool: LocalPool)
 def test_a_missing_runtime_ends_start_up_with_exit_2_and_one_sentence(
     container_type: str, env: dict[str, str], sentence: str
 ) -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "localpool", "--container-type", container_type],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    completed = run_cli("--container-type", container_type, env=cli_env(**env))
     assert completed.returncode == 2
     assert completed.stdout == ""
     assert completed.stderr.count("\n") == 1 and sentence in completed.stderr

@@ -51,10 +51,9 @@ class Redactor:
         For text that came from the server or a credential: a short secret is scrubbed wherever it
         stands alone, even where it could be an ordinary word.
         """
+        text = self.unambiguous(text)
         for secret in sorted(self.secrets, key=len, reverse=True):
-            if len(secret) >= MIN_SUBSTRING_SECRET_CHARS:
-                text = text.replace(secret, REDACTED)
-            else:
+            if len(secret) < MIN_SUBSTRING_SECRET_CHARS:
                 text = re.sub(_STANDS_ALONE.format(re.escape(secret)), REDACTED, text)
         return text
 

@@ -7,36 +7,26 @@ Runs the real script in a copy of the project's files it runs, with a fake `pulu
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support.destroy_sandbox import PROJECT_ROOT, make_destroy_project
+from tests.support.destroy_sandbox import PROJECT_ROOT, DestroySandbox
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    make_destroy_project(tmp_path)
-    return tmp_path
+def project(tmp_path: Path) -> DestroySandbox:
+    return DestroySandbox(tmp_path)
 
 
-def destroy(project: Path, stack: str, text: str) -> subprocess.CompletedProcess[str]:
-    (project / f"Pulumi.{stack}.yaml").write_text(text)
-    return subprocess.run(
-        ["bash", str(project / "scripts" / "destroy.sh")],
-        env={"PATH": f"{project / 'bin'}{os.pathsep}{os.environ['PATH']}", "STACK": stack, "CONFIRM": stack},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def destroy(project: DestroySandbox, stack: str, text: str) -> subprocess.CompletedProcess[str]:
+    project.write_stack(stack, text)
+    return project.run(STACK=stack, CONFIRM=stack)
 
 
-def ran(project: Path) -> bool:
-    return (project / "pulumi-calls.txt").exists()
+def ran(project: DestroySandbox) -> bool:
+    return project.pulumi_args() is not None
 
 
 # Every spelling of the lock key the Pulumi CLI reads (sdk/go/common/resource/config/key.go).
@@ -72,29 +62,29 @@ def test_protect_is_read_however_the_key_is_spelled(project: Path, text: str) ->
     assert not ran(project)
 
 
-def test_an_unreadable_lock_value_is_refused_with_what_is_allowed(project: Path) -> None:
+def test_an_unreadable_lock_value_is_refused_with_what_is_allowed(project: DestroySandbox) -> None:
     result = destroy(project, "qa", "config:\n  dynamic-sessions:lock: maybe\n")
     assert result.returncode == 1
     assert "dynamic-sessions:lock = 'maybe': expected one of none, CanNotDelete, ReadOnly" in result.stderr
     assert not ran(project)
 
 
-def test_a_stack_file_the_cli_would_refuse_is_refused(project: Path) -> None:
+def test_a_stack_file_the_cli_would_refuse_is_refused(project: DestroySandbox) -> None:
     result = destroy(project, "qa", "config:\n  dynamic-sessions:lock: none\n  dynamic-sessions:lock: none\n")
     assert result.returncode == 1
     assert "Pulumi.qa.yaml line 3: dynamic-sessions:lock is already set on line 2" in result.stderr
     assert not ran(project)
 
 
-def test_lock_none_lets_the_destroy_run(project: Path) -> None:
+def test_lock_none_lets_the_destroy_run(project: DestroySandbox) -> None:
     result = destroy(project, "qa", "config:\n  dynamic-sessions:lock: none\n")
     assert result.returncode == 0, result.stderr
-    calls = (project / "pulumi-calls.txt").read_text().split()
+    calls = project.pulumi_args()
     assert calls == ["destroy", "--stack", "qa", "--yes", "--non-interactive"]
 
 
-def test_production_is_the_one_definition_in_components_stacks(project: Path) -> None:
-    stacks = project / "components" / "stacks.py"
+def test_production_is_the_one_definition_in_components_stacks(project: DestroySandbox) -> None:
+    stacks = project.root / "components" / "stacks.py"
     stacks.write_text(
         stacks.read_text().replace('PRODUCTION_STACK_PREFIX = "prod"', 'PRODUCTION_STACK_PREFIX = "live"')
     )

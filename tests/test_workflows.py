@@ -9,7 +9,6 @@ with least permissions, no secret values, and the teardown guard rails.
 from __future__ import annotations
 
 import os
-import pty
 import re
 import shlex
 import subprocess
@@ -24,7 +23,7 @@ import yaml
 
 from components.azure import SESSION_EXECUTOR_ROLE_ID
 from localpool.constants import MIN_NODE_MAJOR
-from tests.support.destroy_sandbox import make_destroy_project
+from tests.support.destroy_sandbox import DestroySandbox
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GITHUB_DIR = PROJECT_ROOT / ".github"
@@ -653,62 +652,9 @@ def test_only_the_destroy_workflow_destroys() -> None:
 # --- scripts/destroy.sh with a fake pulumi ---------------------------------------------------------------
 
 
-class Sandbox:
-    """A copy of what scripts/destroy.sh runs in a temp project, with a fake `pulumi` that records its arguments."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.calls = make_destroy_project(root)
-        self.bin = root / "bin"
-
-    def stack_file(self, stack: str, protect: str | None) -> None:
-        lines = ["config:", f"  dynamic-sessions:location: northcentralus  # stack {stack}"]
-        if protect is not None:
-            lines.append(f"  dynamic-sessions:protect: {protect}")
-        (self.root / f"Pulumi.{stack}.yaml").write_text("\n".join(lines) + "\n")
-
-    def env(self, **values: str) -> dict[str, str]:
-        return {"PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}", "HOME": str(self.root), **values}
-
-    def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["bash", str(self.root / "scripts" / "destroy.sh"), *args],
-            env=self.env(**env),
-            cwd=self.root,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-
-    def run_at_terminal(self, typed: str, **env: str) -> tuple[int, str]:
-        """Run with a terminal as standard input and type `typed` into it."""
-        controller, terminal = pty.openpty()
-        try:
-            process = subprocess.Popen(
-                ["bash", str(self.root / "scripts" / "destroy.sh")],
-                env=self.env(**env),
-                cwd=self.root,
-                stdin=terminal,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            os.write(controller, typed.encode() + b"\n")
-            _out, err = process.communicate(timeout=30)
-        finally:
-            os.close(controller)
-            os.close(terminal)
-        return process.returncode, err
-
-    def pulumi_args(self) -> list[str] | None:
-        return self.calls.read_text().splitlines() if self.calls.exists() else None
-
-
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Sandbox:
-    box = Sandbox(tmp_path)
+def sandbox(tmp_path: Path) -> DestroySandbox:
+    box = DestroySandbox(tmp_path)
     box.stack_file("dev", None)
     return box
 
@@ -722,20 +668,20 @@ def test_destroy_script_is_strict_bash() -> None:
     assert "--remove" not in text.split("set -euo pipefail", 1)[1]
 
 
-def test_refuses_without_a_stack(sandbox: Sandbox) -> None:
+def test_refuses_without_a_stack(sandbox: DestroySandbox) -> None:
     result = sandbox.run(CONFIRM="dev")
     assert result.returncode == 2
     assert "STACK is not set" in result.stderr
     assert sandbox.pulumi_args() is None
 
 
-def test_refuses_a_stack_name_that_is_not_one(sandbox: Sandbox) -> None:
+def test_refuses_a_stack_name_that_is_not_one(sandbox: DestroySandbox) -> None:
     result = sandbox.run(STACK="dev; rm -rf /", CONFIRM="dev; rm -rf /")
     assert result.returncode == 2
     assert sandbox.pulumi_args() is None
 
 
-def test_refuses_a_mismatched_confirmation(sandbox: Sandbox) -> None:
+def test_refuses_a_mismatched_confirmation(sandbox: DestroySandbox) -> None:
     result = sandbox.run(STACK="dev", CONFIRM="prod")
     assert result.returncode == 1
     assert "CONFIRM='prod' does not repeat STACK='dev'" in result.stderr
@@ -743,33 +689,33 @@ def test_refuses_a_mismatched_confirmation(sandbox: Sandbox) -> None:
     assert sandbox.pulumi_args() is None
 
 
-def test_refuses_without_confirmation_when_nobody_can_type_it(sandbox: Sandbox) -> None:
+def test_refuses_without_confirmation_when_nobody_can_type_it(sandbox: DestroySandbox) -> None:
     result = sandbox.run(STACK="dev")
     assert result.returncode == 1
     assert "set CONFIRM=dev" in result.stderr
     assert sandbox.pulumi_args() is None
 
 
-def test_destroys_when_confirmed(sandbox: Sandbox) -> None:
+def test_destroys_when_confirmed(sandbox: DestroySandbox) -> None:
     result = sandbox.run(STACK="dev", CONFIRM="dev")
     assert result.returncode == 0, result.stderr
     assert sandbox.pulumi_args() == ["destroy", "--stack", "dev", "--yes", "--non-interactive"]
 
 
-def test_passes_extra_flags_through(sandbox: Sandbox) -> None:
+def test_passes_extra_flags_through(sandbox: DestroySandbox) -> None:
     result = sandbox.run("--remove", STACK="dev", CONFIRM="dev")
     assert result.returncode == 0, result.stderr
     assert sandbox.pulumi_args() == ["destroy", "--stack", "dev", "--yes", "--non-interactive", "--remove"]
 
 
-def test_asks_at_a_terminal_and_lets_pulumi_show_the_plan(sandbox: Sandbox) -> None:
+def test_asks_at_a_terminal_and_lets_pulumi_show_the_plan(sandbox: DestroySandbox) -> None:
     returncode, err = sandbox.run_at_terminal("dev", STACK="dev")
     assert returncode == 0, err
     assert "Type the stack name to confirm" in err
     assert sandbox.pulumi_args() == ["destroy", "--stack", "dev"]
 
 
-def test_a_wrong_answer_at_the_terminal_is_refused(sandbox: Sandbox) -> None:
+def test_a_wrong_answer_at_the_terminal_is_refused(sandbox: DestroySandbox) -> None:
     returncode, err = sandbox.run_at_terminal("prod", STACK="dev")
     assert returncode == 1
     assert "does not repeat the stack name 'dev'" in err
@@ -777,7 +723,9 @@ def test_a_wrong_answer_at_the_terminal_is_refused(sandbox: Sandbox) -> None:
 
 
 @pytest.mark.parametrize("protect", ["true", '"true"', "True"])
-def test_refuses_a_stack_whose_config_protects_it_and_says_how_to_lift_it(sandbox: Sandbox, protect: str) -> None:
+def test_refuses_a_stack_whose_config_protects_it_and_says_how_to_lift_it(
+    sandbox: DestroySandbox, protect: str
+) -> None:
     sandbox.stack_file("staging", protect)
     result = sandbox.run(STACK="staging", CONFIRM="staging")
     assert result.returncode == 1
@@ -787,7 +735,9 @@ def test_refuses_a_stack_whose_config_protects_it_and_says_how_to_lift_it(sandbo
 
 
 @pytest.mark.parametrize("protect", [None, "false"])
-def test_production_counts_as_protected_unless_its_config_lifts_it(sandbox: Sandbox, protect: str | None) -> None:
+def test_production_counts_as_protected_unless_its_config_lifts_it(
+    sandbox: DestroySandbox, protect: str | None
+) -> None:
     sandbox.stack_file("prod", protect)
     result = sandbox.run(STACK="prod", CONFIRM="prod")
     if protect == "false":
@@ -799,21 +749,21 @@ def test_production_counts_as_protected_unless_its_config_lifts_it(sandbox: Sand
         assert sandbox.pulumi_args() is None
 
 
-def test_an_org_qualified_stack_reads_its_short_stack_file(sandbox: Sandbox) -> None:
+def test_an_org_qualified_stack_reads_its_short_stack_file(sandbox: DestroySandbox) -> None:
     sandbox.stack_file("qa", "true")
     result = sandbox.run(STACK="acme/qa", CONFIRM="acme/qa")
     assert result.returncode == 1
     assert "Pulumi.qa.yaml" in result.stderr
 
 
-def test_an_unreadable_protect_value_is_refused(sandbox: Sandbox) -> None:
+def test_an_unreadable_protect_value_is_refused(sandbox: DestroySandbox) -> None:
     sandbox.stack_file("qa", "maybe")
     result = sandbox.run(STACK="qa", CONFIRM="qa")
     assert result.returncode == 1
     assert "dynamic-sessions:protect = 'maybe': expected true or false" in result.stderr
 
 
-def test_check_only_never_runs_pulumi(sandbox: Sandbox) -> None:
+def test_check_only_never_runs_pulumi(sandbox: DestroySandbox) -> None:
     result = sandbox.run("--check", STACK="dev")
     assert result.returncode == 0
     assert sandbox.pulumi_args() is None

@@ -267,11 +267,7 @@ class _Run:
             # A newer answer's Operation-Location wins; otherwise keep polling where we polled before.
             if poll is None or response.headers.get(protocol.OPERATION_LOCATION_HEADER):
                 poll = self.poller(response, body)
-            retry_after = self.retry.retry_after(response)
-            self.wait(
-                POLL_INTERVAL_SECONDS if retry_after is None else max(retry_after, waiting.MIN_RETRY_DELAY_SECONDS),
-                status,
-            )
+            self.wait(self.retry.wanted_delay(self.retry.retry_after(response), POLL_INTERVAL_SECONDS), status)
             response = self.request(poll)
         values = body.get("result") if isinstance(body.get("result"), dict) else {}
         failure = [f"execution {status}", _execution_error(body.get("error")), _stderr(values)]
@@ -302,14 +298,9 @@ class _Run:
 
     def wait(self, delay: float, status: str) -> None:
         """Sleep ``delay`` before polling again (cut so an attempt still fits), after one progress line."""
-        usable = self.deadline.remaining() - settings.MIN_ATTEMPT_SECONDS
-        if usable <= 0:
+        if self.deadline.remaining() <= settings.MIN_ATTEMPT_SECONDS:
             raise _Stopped(Outcome.UNREACHABLE, self._by_the_deadline(Outcome.UNREACHABLE, f"execution still {status}"))
-        self.retry.progress(
-            f"{self.api_version} execution {status}; next try in {min(delay, usable):.1f} s "
-            f"({self.deadline.remaining():.1f} s left before the deadline)"
-        )
-        self.deadline.clock.sleep(min(delay, usable))
+        self.retry.pause(delay, f"{self.api_version} execution {status}")
 
     def files(self, code: str) -> SmokeResult:
         """Upload a small file, find it in the list, download and compare it, delete it (``--files``)."""

@@ -264,13 +264,20 @@ class WaitingRetryPolicy(RetryPolicy):
             reason = describe_error(settings["history"][-1].error, self.watch)
         else:
             reason = describe_answer(response.http_response, self.redact, retry_after)
-        wanted = self.get_backoff_time(settings) if retry_after is None else max(retry_after, MIN_RETRY_DELAY_SECONDS)
+        wanted = self.wanted_delay(retry_after, self.get_backoff_time(settings))
+        self.pause(wanted, f"{self.watch.label} attempt {self.watch.attempts}: {reason}")
+
+    @staticmethod
+    def wanted_delay(retry_after: float | None, otherwise: float) -> float:
+        """How long to wait before asking again: the server's Retry-After (at least MIN_RETRY_DELAY_SECONDS),
+        else ``otherwise``."""
+        return otherwise if retry_after is None else max(retry_after, MIN_RETRY_DELAY_SECONDS)
+
+    def pause(self, wanted: float, why: str) -> None:
+        """Sleep ``wanted`` cut so an attempt still fits before the deadline, after one progress line saying why."""
         remaining = self.watch.deadline.remaining()
         delay = min(wanted, remaining - MIN_ATTEMPT_SECONDS)
-        self.progress(
-            f"{self.watch.label} attempt {self.watch.attempts}: {reason}; next try in {delay:.1f} s "
-            f"({remaining:.1f} s left before the deadline)"
-        )
+        self.progress(f"{why}; next try in {delay:.1f} s ({remaining:.1f} s left before the deadline)")
         self.watch.deadline.clock.sleep(max(0.0, delay))
 
     def retry_after(self, response: Any) -> float | None:

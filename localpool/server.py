@@ -219,15 +219,6 @@ class _DeadlineReader(io.RawIOBase):
         return received
 
 
-class ApiError(WireError):
-    """A WireError with extra response headers (WWW-Authenticate, Retry-After, Allow)."""
-
-    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
-        """Describe the HTTP status, the machine-readable code, a sentence for a person and extra headers."""
-        super().__init__(int(status), code, message)
-        self.extra_headers = dict(headers or {})
-
-
 def _echo(value: str) -> str:
     """A client-supplied value, shortened, for quoting in an error message."""
     return repr(value if len(value) <= wire.MAX_ECHOED_CHARS else value[: wire.MAX_ECHOED_CHARS] + "...")
@@ -464,8 +455,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
             try:
                 self._handle(method)
             except WireError as error:
-                headers = {**error.headers, **getattr(error, "extra_headers", {})}
-                self._send_json(error.status, error.body, headers)
+                self._send_json(error.status, error.body, error.headers)
             except TimeoutError:
                 self._body_timed_out()
             except (ConnectionError, ssl.SSLError):
@@ -487,7 +477,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         self._body_read = True
         limits = self.server.limits
-        failure = ApiError(
+        failure = WireError(
             HTTPStatus.REQUEST_TIMEOUT,
             "RequestTimeout",
             f"The request body did not arrive in time: the local pool allows {limits.body_deadline_seconds:g} s "
@@ -553,7 +543,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         encoding = self.headers.get("Transfer-Encoding", "").strip().lower()
         if encoding and encoding != "chunked":
             self.close_connection = True
-            raise ApiError(
+            raise WireError(
                 HTTPStatus.NOT_IMPLEMENTED,
                 "UnsupportedTransferEncoding",
                 f"Transfer-Encoding {_echo(encoding)} is not supported; send chunked or a Content-Length.",
@@ -573,7 +563,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
             size = -1
         if size < 0:
             self.close_connection = True
-            raise ApiError(
+            raise WireError(
                 HTTPStatus.BAD_REQUEST, "InvalidContentLength", f"Content-Length {_echo(length)} is not a size."
             )
         if size > limit:
@@ -588,7 +578,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
             piece = self.rfile.read(min(remaining, IO_CHUNK_BYTES))
             if not piece:
                 self.close_connection = True
-                raise ApiError(
+                raise WireError(
                     HTTPStatus.BAD_REQUEST,
                     "IncompleteRequestBody",
                     f"The request body ended after {size - remaining} of {size} bytes.",
@@ -608,7 +598,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
                 size = -1
             if size < 0 or not line.endswith(b"\n"):
                 self.close_connection = True
-                raise ApiError(HTTPStatus.BAD_REQUEST, "InvalidChunkedBody", "The chunked request body is malformed.")
+                raise WireError(HTTPStatus.BAD_REQUEST, "InvalidChunkedBody", "The chunked request body is malformed.")
             if size == 0:
                 while self.rfile.readline(MAX_CHUNK_LINE_BYTES + 1) not in (b"\r\n", b"\n", b""):
                     pass  # trailer fields are not used
@@ -622,7 +612,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
                 piece = self.rfile.read(min(remaining, IO_CHUNK_BYTES))
                 if not piece:
                     self.close_connection = True
-                    raise ApiError(HTTPStatus.BAD_REQUEST, "IncompleteRequestBody", "The chunked body ended early.")
+                    raise WireError(HTTPStatus.BAD_REQUEST, "IncompleteRequestBody", "The chunked body ended early.")
                 remaining -= len(piece)
                 yield piece
             self.rfile.readline(MAX_CHUNK_LINE_BYTES + 1)
@@ -639,11 +629,11 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
 
         raw = b"".join(self._body_chunks(MAX_REQUEST_BODY_BYTES, too_large))
         if not raw:
-            raise ApiError(HTTPStatus.BAD_REQUEST, "InvalidRequestBody", "This operation needs a JSON request body.")
+            raise WireError(HTTPStatus.BAD_REQUEST, "InvalidRequestBody", "This operation needs a JSON request body.")
         try:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError, RecursionError) as error:  # deep nesting: RecursionError
-            raise ApiError(
+            raise WireError(
                 HTTPStatus.BAD_REQUEST, "InvalidRequestBody", f"The request body is not valid JSON ({error})."
             ) from error
 
@@ -655,22 +645,14 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
         if not url.path.startswith(BASE_PATH + "/"):
-            raise ApiError(
+            raise WireError(
                 HTTPStatus.NOT_FOUND,
                 "NotFound",
                 f"There is no operation at {_echo(url.path)}. The pool management endpoint is {BASE_PATH}; "
                 "operation paths (and Operation-Location) are relative to it.",
             )
         below, api_version = url.path[len(BASE_PATH) :], _first(query, "api-version")
-        try:
-            operation, params = wire.resolve(method, below, api_version)
-        except WireError as error:
-            if error.status == HTTPStatus.METHOD_NOT_ALLOWED:
-                path = below.rstrip("/") or "/"
-                offered = wire.operations_for(api_version or "")
-                allowed = sorted({op.method for op in offered if op.match(path) is not None})
-                raise ApiError(error.status, error.code, error.message, {"Allow": ", ".join(allowed)}) from error
-            raise
+        operation, params = wire.resolve(method, below, api_version)
         request = _Request(operation, {key: unquote(value) for key, value in params.items()}, query)
         _HANDLERS[operation.operation_id](self, request)
 
@@ -699,12 +681,12 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         try:
             return self.server.manager.acquire(identifier)
         except QueueFullError as error:
-            raise ApiError(
+            raise WireError(
                 HTTPStatus.TOO_MANY_REQUESTS, "TooManyRequests", str(error), {"Retry-After": str(RETRY_AFTER_SECONDS)}
             ) from error
         except SessionLimitError as error:
             # Azure answers 404 when a pool has no room for another session.
-            raise ApiError(HTTPStatus.NOT_FOUND, "SessionLimitReached", str(error)) from error
+            raise WireError(HTTPStatus.NOT_FOUND, "SessionLimitReached", str(error)) from error
 
     # -- code execution -------------------------------------------------------------------------
 
@@ -715,7 +697,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         operation_id = self.headers.get(wire.OPERATION_ID_HEADER)
         legacy = api_version == wire.API_2024_02
         if not legacy and operation_id is not None and not _OPERATION_ID.match(operation_id):
-            raise ApiError(
+            raise WireError(
                 HTTPStatus.BAD_REQUEST,
                 "InvalidOperationId",
                 "The operation-id header must be 1-128 letters, digits, '.', '_' or '-'.",
@@ -723,7 +705,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         body = _canonical_fields(self._read_json())
         parsed = wire.parse_execution_request(api_version, body, self._container_type)
         if legacy and parsed.execution_type is not ExecutionType.SYNCHRONOUS:
-            raise ApiError(
+            raise WireError(
                 HTTPStatus.BAD_REQUEST,
                 "InvalidRequestBody",
                 f"api-version {wire.API_2024_02} runs synchronous executions only; for asynchronous ones use "
@@ -734,7 +716,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         session = self._acquire(identifier)
         try:
             if not legacy and operation_id is not None and operation_id in session.executions:
-                raise ApiError(
+                raise WireError(
                     HTTPStatus.CONFLICT,
                     "Conflict",
                     f"Session {_echo(identifier)} already has an execution with operation-id {_echo(operation_id)}.",
@@ -768,7 +750,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         session = self.server.manager.find(identifier)
         execution = session.executions.get(execution_id) if session is not None else None
         if execution is None:
-            raise ApiError(
+            raise WireError(
                 HTTPStatus.NOT_FOUND,
                 "ExecutionNotFound",
                 f"Session {_echo(identifier)} has no execution {_echo(execution_id)}; a session and its "
@@ -850,7 +832,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         """GET listSessions (``skip`` leaves out the first sessions)."""
         skip_text = _first(request.query, "skip") or "0"
         if not skip_text.isdigit():
-            raise ApiError(
+            raise WireError(
                 HTTPStatus.BAD_REQUEST, "InvalidSkip", f"skip must be a whole number, not {_echo(skip_text)}."
             )
         manager = self.server.manager
@@ -862,7 +844,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         identifier = self._identifier(request)
         session = self.server.manager.find(identifier)
         if session is None:
-            raise ApiError(HTTPStatus.NOT_FOUND, "SessionNotFound", f"There is no live session {_echo(identifier)}.")
+            raise WireError(HTTPStatus.NOT_FOUND, "SessionNotFound", f"There is no live session {_echo(identifier)}.")
         answer = wire.session_resource(self.server.manager.describe(session))
         self._send_json(request.operation.success_status, answer, {})
 
@@ -875,7 +857,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         """POST .management/stopSession (2025-10-02-preview): as DELETE session, answered in plain text."""
         identifier = self._identifier(request)
         if not self.server.manager.delete(identifier):
-            raise ApiError(HTTPStatus.NOT_FOUND, "SessionNotFound", f"There is no live session {_echo(identifier)}.")
+            raise WireError(HTTPStatus.NOT_FOUND, "SessionNotFound", f"There is no live session {_echo(identifier)}.")
         self._send_text(request.operation.success_status, wire.stop_session_text(identifier, LOCAL_POOL_NAME))
 
     def _metadata(self, request: _Request) -> None:
@@ -899,7 +881,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         if name.startswith("[") and "]" in name:
             name = name[1 : name.index("]")]
         if not is_loopback(name):
-            raise ApiError(
+            raise WireError(
                 HTTPStatus.FORBIDDEN,
                 "HostNotAllowed",
                 f"The Host header {_echo(host)} is not a loopback address; this local pool answers only "
@@ -910,7 +892,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         scheme, _, credentials = self.headers.get("Authorization", "").strip().partition(" ")
         credentials = credentials.strip()
         if scheme.lower() != "bearer" or not credentials:
-            raise ApiError(
+            raise WireError(
                 HTTPStatus.UNAUTHORIZED,
                 "Unauthorized",
                 "This request needs an 'Authorization: Bearer <token>' header (on Azure, a Microsoft Entra "
@@ -918,7 +900,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
                 {"WWW-Authenticate": "Bearer"},
             )
         if not hmac.compare_digest(credentials.encode(), self.server.token.encode()):
-            raise ApiError(
+            raise WireError(
                 HTTPStatus.UNAUTHORIZED,
                 "InvalidToken",
                 "The bearer token is wrong: this local pool accepts only its own token (--token, "
@@ -974,7 +956,7 @@ def _first(query: Mapping[str, list[str]], name: str) -> str | None:
 def _flag(query: Mapping[str, list[str]], name: str) -> bool:
     value = (_first(query, name) or "false").lower()
     if value not in ("true", "false"):
-        raise ApiError(
+        raise WireError(
             HTTPStatus.BAD_REQUEST, "InvalidQueryParameter", f"{name} must be true or false, not {_echo(value)}."
         )
     return value == "true"

@@ -144,13 +144,15 @@ def operations_for(api_version: str) -> tuple[Operation, ...]:
 
 
 class WireError(Exception):
-    """An answer in Azure.Core's error shape: a status, an error code and a sentence for a person."""
+    """An answer in Azure.Core's error shape: a status, an error code, a sentence for a person, and
+    the headers it needs beyond x-ms-error-code (WWW-Authenticate, Retry-After, Allow)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status = status
+        self.status = int(status)
         self.code = code
         self.message = message
+        self.extra_headers = dict(headers or {})
 
     @property
     def body(self) -> dict[str, Any]:
@@ -158,7 +160,7 @@ class WireError(Exception):
 
     @property
     def headers(self) -> dict[str, str]:
-        return error_headers(self.code)
+        return {**error_headers(self.code), **self.extra_headers}
 
 
 def error_body(code: str, message: str, target: str | None = None) -> dict[str, Any]:
@@ -248,6 +250,7 @@ def resolve(method: str, path: str, api_version: str | None) -> tuple[Operation,
             "MethodNotAllowed",
             f"'{shown(path)}' does not accept {shown(method.upper())} in api-version {api_version}; "
             f"it accepts {_listed(same_path)}.",
+            {"Allow": ", ".join(sorted(set(same_path)))},
         )
     if any(op.match(path) is not None for version in SUPPORTED_API_VERSIONS for op in operations_for(version)):
         raise unsupported_api_version(path, api_version)

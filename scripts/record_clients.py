@@ -318,18 +318,23 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
 Step = Callable[[str], contextlib.AbstractContextManager[list[Any]]]
 
 
-def _drive_langchain_tool(tool: Any, execute_code: str, invoke_code: str, step: Step, work: Path) -> None:
-    """Every public method of a langchain-azure-dynamic-sessions tool (both tools share them)."""
-    with step("execute") as seen:
-        seen.append(tool.execute(execute_code))
-    with step("invoke") as seen:
-        seen.append(tool.invoke(invoke_code))
+def _drive_file_methods(tool: Any, step: Step, work: Path) -> None:
+    """upload_file, list_files and download_file, as the langchain tools and CodeInterpreterTool name them."""
     with step("upload_file") as seen:
         seen.append(tool.upload_file(data=io.BytesIO(UPLOAD_BYTES), remote_file_path=UPLOAD_NAME))
     with step("list_files") as seen:
         seen.append(tool.list_files())
     with step("download_file") as seen:
         seen.append(tool.download_file(remote_file_path=UPLOAD_NAME, local_file_path=str(work / "down.txt")))
+
+
+def _drive_langchain_tool(tool: Any, execute_code: str, invoke_code: str, step: Step, work: Path) -> None:
+    """Every public method of a langchain-azure-dynamic-sessions tool (both tools share them)."""
+    with step("execute") as seen:
+        seen.append(tool.execute(execute_code))
+    with step("invoke") as seen:
+        seen.append(tool.invoke(invoke_code))
+    _drive_file_methods(tool, step, work)
     with step("delete_session") as seen:
         seen.append(tool.delete_session())
         time.sleep(0.5)  # langchain deletes from a background thread
@@ -449,12 +454,7 @@ def drive_code_interpreter(endpoint: str, step: Step, work: Path) -> None:
     tool.access_token_provider = lambda: STATIC_TOKEN
     with step("execute") as seen:
         seen.append(tool.execute("print('hello-world')"))
-    with step("upload_file") as seen:
-        seen.append(tool.upload_file(data=io.BytesIO(UPLOAD_BYTES), remote_file_path=UPLOAD_NAME))
-    with step("list_files") as seen:
-        seen.append(tool.list_files())
-    with step("download_file") as seen:
-        seen.append(tool.download_file(remote_file_path=UPLOAD_NAME, local_file_path=str(work / "down.txt")))
+    _drive_file_methods(tool, step, work)
     # An Azure OpenAI Chat Completions tool call, as the client reads it (attributes, not keys).
     function = SimpleNamespace(name="execute_python_code", arguments='{"python_code": "1+1"}')
     call = SimpleNamespace(id="call-1", type="function", function=function)

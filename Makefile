@@ -10,6 +10,11 @@ export STACK
 # `make demo CONTAINER_TYPE=PythonLTS` runs the demo's local pool as that type instead of the
 # stack's containerType (the demo refuses a type it does not know, naming the ones it runs).
 export CONTAINER_TYPE
+# The suite waits far more than it computes (sandboxes starting, deadlines running out): four
+# workers keep two cores busy. Each test file runs whole on one worker (--dist loadfile), so a
+# module's shared pool stays one pool. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 4
+export TEST_WORKERS
 
 # JSON=1 asks `make plan` for JSON; JSON=0 or no JSON gives text. Anything else is a mistake.
 ifneq ($(filter-out 0 1,$(JSON)),)
@@ -51,7 +56,7 @@ plan-json: venv ## the same as make plan JSON=1
 	@$(PY) -m offline.plan --stack "$$STACK" --json
 
 test: prerequisites lint ## lint and the whole test suite, offline
-	$(PY) -m pytest
+	$(PY) -m pytest -n "$$TEST_WORKERS" --dist loadfile
 
 lint: venv ## ruff check and ruff format --check
 	$(PY) -m ruff check .

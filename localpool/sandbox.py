@@ -27,6 +27,7 @@ so it stays a plain host directory that outlives each sandbox and that the serve
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import select
@@ -111,6 +112,18 @@ def wait_for_loopback(pid: int, deadline: float) -> None:
         if time.monotonic() >= deadline:
             raise RuntimeError("bwrap did not set up the sandbox's loopback in time")
         time.sleep(_LOOPBACK_POLL_SECONDS)
+
+
+@functools.cache
+def _bwrap_version(bwrap: str) -> str:
+    """bwrap's version, e.g. ``0.8.0`` (empty when it does not say)."""
+    try:
+        said = subprocess.run(  # noqa: S603 - the configured bwrap, fixed arguments
+            [bwrap, "--version"], capture_output=True, text=True, timeout=_PROBE_TIMEOUT_SECONDS, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return said.split()[-1] if said.split() else ""
 
 
 class SandboxUnavailableError(RuntimeError):
@@ -327,7 +340,7 @@ class Sandbox:
         try:
             filter_fd = self.seccomp_descriptor()
         except seccomp.SeccompUnavailableError as error:
-            raise SandboxUnavailableError(f"The sandbox is incomplete: {error}") from error
+            raise SandboxUnavailableError(str(error)) from error
         assert filter_fd is not None
         binds = ["--ro-bind", str(directory), SESSION_MOUNT_POINT] if directory is not None else []
         # The probe runs under the filter too: a kernel that refuses it is a sandbox that cannot start.
@@ -360,6 +373,12 @@ class Sandbox:
                     f"Ubuntu 24.04 with 'sudo {USERNS_FIX_COMMAND}'."
                 )
             raise SandboxUnavailableError(f"bubblewrap failed to start a test sandbox (it said: {said}).")
+
+    def describe(self) -> dict[str, str]:
+        """What GET metadata lists beside the runtime: bubblewrap and the seccomp filter (nothing without them)."""
+        if not self.enabled:
+            return {}
+        return {"bubblewrap": _bwrap_version(self.bwrap), "seccomp": f"libseccomp {seccomp.libseccomp_version()}"}
 
     def seccomp_descriptor(self) -> int | None:
         """A new descriptor of the seccomp filter for one bwrap (None without a sandbox).

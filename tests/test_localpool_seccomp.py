@@ -20,13 +20,14 @@ from typing import Any
 
 import pyseccomp
 import pytest
+import requests
 
 from localpool import LocalPool
 from localpool.disk import sandbox_processes
 from localpool.sandbox import Sandbox
-from localpool.wire import ContainerType
+from localpool.wire import API_2025_10, ContainerType
 from smoke.protocol import STATUS_SUCCEEDED
-from tests.support.localpool_helpers import TOKEN, new_identifier
+from tests.support.localpool_helpers import TOKEN, PoolClient, new_identifier
 
 WITHOUT_FILTER = os.environ.get("LOCALPOOL_ATTACKS_NO_SECCOMP") == "1"
 RUN_TIMEOUT_SECONDS = 30.0
@@ -299,3 +300,16 @@ def _status_field(pid: int, name: str) -> str:
         if line.startswith(f"{name}:"):
             return line.split(":", 1)[1].strip()
     raise AssertionError(f"/proc/{pid}/status has no {name}")
+
+
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["sandbox", "no-sandbox"])
+def test_metadata_says_whether_the_filter_is_on(sandboxed: bool) -> None:
+    with LocalPool(token=TOKEN, sandbox=sandboxed, prewarm=False) as pool, PoolClient(pool.endpoint) as client:
+        reply = client.http.get(pool.endpoint + "/metadata", params={"api-version": API_2025_10}, timeout=30)
+    assert reply.status_code == requests.codes.ok, reply.text
+    runtimes = {entry["name"]: entry["version"] for entry in reply.json()["runtimes"]}
+    if sandboxed:
+        assert runtimes["seccomp"].startswith("libseccomp 2.") and runtimes["bubblewrap"][0].isdigit(), runtimes
+    else:
+        assert "seccomp" not in runtimes and "bubblewrap" not in runtimes, runtimes
+    assert "node" in runtimes

@@ -313,3 +313,65 @@ def test_metadata_says_whether_the_filter_is_on(sandboxed: bool) -> None:
     else:
         assert "seccomp" not in runtimes and "bubblewrap" not in runtimes, runtimes
     assert "node" in runtimes
+
+
+# What each runtime does that goes through the calls next to the refused ones: threads and processes
+# (clone3 refused, clone allowed), executable memory, sockets, NETLINK_ROUTE, pipes and common tools.
+PYTHON_WORKLOAD = """
+import asyncio, json, os, socket, subprocess, threading
+done = []
+workers = [threading.Thread(target=done.append, args=(n,)) for n in range(4)]
+[w.start() for w in workers]; [w.join() for w in workers]
+child = os.fork()
+if child == 0:
+    os._exit(7)
+forked = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+listed = subprocess.run(["ls", "/usr"], capture_output=True, text=True, check=True).stdout.split()
+async def piped():
+    process = await asyncio.create_subprocess_exec("cat", stdin=-1, stdout=-1)
+    return (await process.communicate(b"piped"))[0].decode()
+server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(1)
+client = socket.create_connection(server.getsockname()); accepted = server.accept()[0]
+client.sendall(b"tcp"); received = accepted.recv(3).decode()
+json.dumps([sorted(done), forked, "bin" in listed, asyncio.run(piped()), received, socket.if_nameindex()[0][1]])
+"""
+NODE_WORKLOAD = """
+const wasm = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 7, 1, 96, 2, 127, 127, 1, 127, 3, 2, 1, 0, 7, 7, 1,
+  3, 97, 100, 100, 0, 0, 10, 9, 1, 7, 0, 32, 0, 32, 1, 106, 11]);
+Promise.all([
+  WebAssembly.instantiate(wasm).then((m) => m.instance.exports.add(2, 3)),
+  fetch('http://127.0.0.1:9/').then(() => 'answered', (e) => 'refused'),
+  Promise.resolve(Object.keys(require('os').networkInterfaces()).join(',')),
+  new Promise((resolve) => require('crypto').scrypt('a', 'b', 16, (e, key) => resolve(key.length))),
+]).then((all) => JSON.stringify(all))
+"""
+SHELL_WORKLOAD = (
+    "printf 'b\\na\\nb\\n' | sort | uniq -c | sed 's/^ *//; s/ //' | tr '\\n' ' '; "
+    "mkdir -p d && echo x > d/f && tar czf d.tgz d && tar tzf d.tgz | xargs echo; "
+    "find d -type f | sed 's/^/found /'; (sleep 0.1 & wait) && echo waited; "
+    "perl -e 'my $p = fork(); if (!$p) { exit 3 } waitpid($p, 0); print $? >> 8, \"\\n\"'; "
+    "ip -o link show lo | cut -d' ' -f2; ps -o comm= | sort | tr '\\n' ' '"
+)
+
+
+def test_python_keeps_threads_processes_sockets_and_netlink() -> None:
+    with _open_pool(ContainerType.PYTHON_LTS) as pool:
+        execution = _run(pool, new_identifier("works"), PYTHON_WORKLOAD)
+    assert execution.status == STATUS_SUCCEEDED, execution.stderr
+    assert json.loads(execution.result) == [[0, 1, 2, 3], 7, True, "piped", "tcp", "lo"]
+
+
+def test_node_keeps_webassembly_fetch_its_thread_pool_and_netlink() -> None:
+    with _open_pool(ContainerType.NODE_LTS) as pool:
+        execution = _run(pool, new_identifier("works"), NODE_WORKLOAD)
+    assert execution.status == STATUS_SUCCEEDED, execution.stderr
+    assert json.loads(execution.result) == [5, "refused", "lo", 16]
+
+
+def test_shell_keeps_its_common_tools() -> None:
+    with _open_pool(ContainerType.SHELL) as pool:
+        execution = _run(pool, new_identifier("works"), SHELL_WORKLOAD)
+    assert execution.stderr == "", execution.stderr
+    lines = execution.stdout.splitlines()
+    assert lines[:5] == ["1a 2b d/ d/f", "found d/f", "waited", "3", "lo:"], lines
+    assert {"bash", "ps"} <= set(lines[5].split()), lines

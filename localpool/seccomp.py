@@ -175,6 +175,7 @@ def program() -> bytes:
         ) from error
 
 
+@functools.cache
 def libseccomp_version() -> str:
     """The version of the libseccomp that builds the filter, e.g. ``2.5.4`` (empty when unknown)."""
 

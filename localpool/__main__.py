@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from localpool import seccomp
 from localpool.constants import (
     BASE_PATH,
     DEFAULT_COOLDOWN_SECONDS,
@@ -79,14 +80,15 @@ DESCRIPTION = f"""\
 Serve an offline stand-in for the data plane of an Azure Container Apps dynamic-sessions pool
 (container type NodeLTS, PythonLTS or Shell) on this machine. Each session identifier gets its own
 bubblewrap sandbox (user, PID, IPC, UTS, mount and network namespaces; the system read-only, its
-own directory at {SESSION_MOUNT_POINT} and a private /tmp writable, nothing else), running as nobody
+own directory at {SESSION_MOUNT_POINT} and a private /tmp writable, nothing else; a seccomp filter
+refusing the kernel interfaces a session never needs), running as nobody
 with the limits below and a timeout per execution (timeoutInSeconds, at most and by default
 {MAX_EXECUTION_SECONDS} s; Shell: {SHELL_DEFAULT_EXECUTION_SECONDS} s, at most {SHELL_MAX_EXECUTION_SECONDS} s): NodeLTS
 runs Node.js with the permission model on and a {SESSION_HEAP_MB} MB heap, PythonLTS one persistent
 Python namespace per session, Shell each command by bash.
 Output streams are cut at {OUTPUT_STREAM_MAX_CHARS} characters; bodies above
 {MAX_REQUEST_BODY_BYTES} bytes (uploads: files above {_UPLOAD_LIMITS}) are refused. Without a
-working bubblewrap it exits with code 2.
+working bubblewrap (or libseccomp, which builds the filter) it exits with code 2.
 
 When ready it prints on stdout:
   {ENDPOINT_LINE_PREFIX}http(s)://<host>:<port>{BASE_PATH}
@@ -288,7 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.no_sandbox:
             contained = f"WITHOUT a sandbox, as uid {os.geteuid()} with the pool's own network and files,"
         else:
-            contained = f"in bubblewrap sandboxes with network {args.network_status},"
+            filtered = f"seccomp filter on (libseccomp {seccomp.libseccomp_version()})"
+            contained = f"in bubblewrap sandboxes, {filtered}, with network {args.network_status},"
         print(
             f"localpool: {pool.container_type} sessions {contained} on {pool.runtime.display_name} "
             f"{pool.runtime.version_text} ({pool.runtime.path}); Ctrl-C stops.",

@@ -120,6 +120,8 @@ SANDBOX_HOSTNAME = "sandbox"
 BWRAP_INSTALL_COMMAND = "apt-get install bubblewrap"
 # EgressEnabled sessions reach out through slirp4netns (user-mode networking in their own namespace).
 SLIRP4NETNS_INSTALL_COMMAND = "apt-get install slirp4netns"
+# libseccomp, which builds the system-call filter of every sandbox (localpool/seccomp.py).
+LIBSECCOMP_INSTALL_COMMAND = "apt-get install libseccomp2"
 USERNS_FIX_COMMAND = "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"
 # Protocol messages from the runner longer than this are refused (the runner caps its own output).
 MAX_PROTOCOL_LINE_BYTES = 1024 * 1024

@@ -163,8 +163,14 @@ class Interpreter:
         self._stderr_lock = threading.Lock()
         # EgressEnabled: the sandbox's own network namespace gets outbound-only user-mode networking.
         self._network = sandbox.network()
+        # The seccomp filter's descriptor: read by bwrap as it starts, closed here once it has.
+        filter_fd = sandbox.seccomp_descriptor()
         command = sandbox.command(
-            runtime.command(workdir, stream_max_chars, sandbox.enabled, runner), workdir, self._network
+            runtime.command(workdir, stream_max_chars, sandbox.enabled, runner), workdir, self._network, filter_fd
+        )
+        passed = (
+            *(self._network.pass_fds if self._network is not None else ()),
+            *(() if filter_fd is None else (filter_fd,)),
         )
         # Without a sandbox, a minimal environment: untrusted code must not see the server's variables.
         env = {"PATH": os.defpath, "HOME": str(workdir), "TMPDIR": str(workdir), "LANG": "C.UTF-8"}
@@ -179,13 +185,16 @@ class Interpreter:
                 stderr=subprocess.PIPE,
                 start_new_session=True,  # its own process group, so a kill reaches everything
                 close_fds=True,
-                pass_fds=self._network.pass_fds if self._network is not None else (),
+                pass_fds=passed,
                 **sandbox.popen_user(),
             ).result()
         except OSError as error:
             if self._network is not None:
                 self._network.close()
             raise InterpreterError(f"The session sandbox could not be started: {error}.") from error
+        finally:
+            if filter_fd is not None:
+                os.close(filter_fd)
         if self._network is not None:
             try:
                 # Before the runner gets its frame marker: no session code runs without its network.

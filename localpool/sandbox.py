@@ -14,6 +14,8 @@ new user, PID, IPC, UTS, mount and network namespaces:
   files that describe the host (/proc/sys, cmdline, kallsyms, modules, keys, timers) emptied;
 - runs as nobody (uid 65534) inside, with resource limits set by prlimit(1) once inside the new
   user namespace (so the process count is the sandbox's own, not the host user's);
+- under a seccomp filter (localpool/seccomp.py) that refuses the kernel interfaces a session never
+  needs, handed to bwrap as --seccomp on a descriptor of its own (seccomp_descriptor());
 - when the server runs as root, bwrap itself is started as nobody too, so session code never maps
   to root on the host.
 
@@ -25,6 +27,7 @@ so it stays a plain host directory that outlives each sandbox and that the serve
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import select
@@ -37,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from localpool import seccomp
 from localpool.constants import (
     BWRAP_INSTALL_COMMAND,
     DEFAULT_SESSION_CPU_SECONDS,
@@ -108,6 +112,18 @@ def wait_for_loopback(pid: int, deadline: float) -> None:
         if time.monotonic() >= deadline:
             raise RuntimeError("bwrap did not set up the sandbox's loopback in time")
         time.sleep(_LOOPBACK_POLL_SECONDS)
+
+
+@functools.cache
+def _bwrap_version(bwrap: str) -> str:
+    """bwrap's version, e.g. ``0.8.0`` (empty when it does not say)."""
+    try:
+        said = subprocess.run(  # noqa: S603 - the configured bwrap, fixed arguments
+            [bwrap, "--version"], capture_output=True, text=True, timeout=_PROBE_TIMEOUT_SECONDS, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return said.split()[-1] if said.split() else ""
 
 
 class SandboxUnavailableError(RuntimeError):
@@ -321,14 +337,28 @@ class Sandbox:
                 "EgressEnabled sessions get their own outbound-only network from slirp4netns, which is not "
                 f"installed: install it with '{SLIRP4NETNS_INSTALL_COMMAND}' (as root)."
             )
+        try:
+            filter_fd = self.seccomp_descriptor()
+        except seccomp.SeccompUnavailableError as error:
+            raise SandboxUnavailableError(str(error)) from error
+        assert filter_fd is not None
         binds = ["--ro-bind", str(directory), SESSION_MOUNT_POINT] if directory is not None else []
-        probe = [found, *self._namespace_args(), *self._system_binds(), *binds, "--", "/usr/bin/true"]
+        # The probe runs under the filter too: a kernel that refuses it is a sandbox that cannot start.
+        probe = [found, *self._namespace_args(), *self._seccomp_args(filter_fd), *self._system_binds(), *binds]
         try:
             completed = subprocess.run(  # noqa: S603 - fixed argument list
-                probe, capture_output=True, text=True, timeout=_PROBE_TIMEOUT_SECONDS, check=False, **self.popen_user()
+                [*probe, "--", "/usr/bin/true"],
+                capture_output=True,
+                text=True,
+                timeout=_PROBE_TIMEOUT_SECONDS,
+                check=False,
+                pass_fds=(filter_fd,),
+                **self.popen_user(),
             )
         except (OSError, subprocess.TimeoutExpired) as error:
             raise SandboxUnavailableError(f"bubblewrap ({found}) could not be run: {error}.") from error
+        finally:
+            os.close(filter_fd)
         if completed.returncode != 0:
             said = completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else "no message"
             if directory is not None:
@@ -343,6 +373,20 @@ class Sandbox:
                     f"Ubuntu 24.04 with 'sudo {USERNS_FIX_COMMAND}'."
                 )
             raise SandboxUnavailableError(f"bubblewrap failed to start a test sandbox (it said: {said}).")
+
+    def describe(self) -> dict[str, str]:
+        """What GET metadata lists beside the runtime: bubblewrap and the seccomp filter (nothing without them)."""
+        if not self.enabled:
+            return {}
+        return {"bubblewrap": _bwrap_version(self.bwrap), "seccomp": f"libseccomp {seccomp.libseccomp_version()}"}
+
+    def seccomp_descriptor(self) -> int | None:
+        """A new descriptor of the seccomp filter for one bwrap (None without a sandbox).
+
+        The caller passes it to bwrap (pass_fds) and closes it once bwrap has started;
+        SeccompUnavailableError when libseccomp cannot build the filter.
+        """
+        return seccomp.descriptor() if self.enabled else None
 
     def popen_user(self) -> dict[str, Any]:
         """subprocess.Popen arguments that start bwrap as nobody when the server runs as root."""
@@ -361,14 +405,23 @@ class Sandbox:
             # The pool's root: nobody may pass through it to its own session directory, not list it.
             path.chmod(0o711)
 
-    def command(self, runtime: RuntimeCommand, session_dir: Path, network: UserNetwork | None = None) -> list[str]:
+    def command(
+        self,
+        runtime: RuntimeCommand,
+        session_dir: Path,
+        network: UserNetwork | None = None,
+        seccomp_fd: int | None = None,
+    ) -> list[str]:
         """The full command line running runtime in a sandbox with session_dir at /mnt/data.
 
         network: the sandbox's user-mode network (from network()), when egress is enabled.
+        seccomp_fd: the filter's descriptor (from seccomp_descriptor()), required with a sandbox.
         """
         if not self.enabled:
             return list(runtime.argv)
-        args = [self.bwrap, *self._namespace_args(), *self._system_binds()]
+        if seccomp_fd is None:
+            raise ValueError("a sandboxed command needs the seccomp filter's descriptor (seccomp_descriptor())")
+        args = [self.bwrap, *self._namespace_args(), *self._seccomp_args(seccomp_fd), *self._system_binds()]
         if network is not None:
             for path in _NETWORK_FILES:
                 args += ["--ro-bind-try", path, path]
@@ -422,6 +475,10 @@ class Sandbox:
             SANDBOX_HOSTNAME,
         ]
         return args
+
+    @staticmethod
+    def _seccomp_args(seccomp_fd: int) -> list[str]:
+        return ["--seccomp", str(seccomp_fd)]
 
     @staticmethod
     def _system_binds() -> list[str]:

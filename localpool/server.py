@@ -863,6 +863,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
     def _metadata(self, request: _Request) -> None:
         """GET metadata: the runtimes and packages that exist in this local pool."""
         runtimes, packages, kernel_version = self.server.manager.runtime.describe()
+        runtimes = {**runtimes, **self.server.manager.sandbox.describe()}
         body = wire.pool_metadata(
             self._container_type,
             runtimes=runtimes,

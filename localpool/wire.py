@@ -385,13 +385,16 @@ def execution_resource(
 ) -> dict[str, Any]:
     """SessionCodeExecutionResource (2024-10-02-preview on), for ``POST executions`` and ``GET executions/{id}``.
 
-    An unfinished execution has no ``result``. A finished Shell execution answers its exit code as
-    the top-level ``status`` (Azure's ShellCommand example: ``"status": "0"``) and has no
-    ``executionResult``. ``error`` is an ErrorResponse (``{"error": {...}}``), as the document says.
+    An unfinished execution has no ``result``. A Shell execution that succeeded answers its exit code
+    as the top-level ``status`` (Azure's ShellCommand example: ``"status": "0"``) and has no
+    ``executionResult``; one that failed answers ``Failed`` whatever its command returned (the Shell
+    container's status values: ``Failed`` "Execution failed or timed out"), e.g. a session its disk limit
+    ended after the command exited. ``error`` is an ErrorResponse (``{"error": {...}}``), as the document says.
     """
     body: dict[str, Any] = {"id": execution_id, "identifier": identifier, "executionType": str(execution_type)}
     finished = status not in UNFINISHED_STATUSES
-    if container_type is ContainerType.SHELL and finished and output is not None and output.exit_code is not None:
+    succeeded = status == ExecutionStatus.SUCCEEDED
+    if container_type is ContainerType.SHELL and succeeded and output is not None and output.exit_code is not None:
         body["status"] = str(output.exit_code)
     else:
         body["status"] = str(status)

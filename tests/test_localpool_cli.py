@@ -192,3 +192,36 @@ def test_ctrl_c_stops_the_cli() -> None:
         assert running.process.stderr is not None
         stderr = running.process.stderr.read()
         assert "stopped" in stderr and "Traceback" not in stderr
+
+
+def test_the_start_up_line_says_the_seccomp_filter_is_on() -> None:
+    with cli_pool("--token", "t", "--no-prewarm", "--container-type", "Shell") as running:
+        stderr = stop_and_read_stderr(running)
+    banner = next(line for line in stderr.splitlines() if "Ctrl-C stops" in line)
+    assert "in bubblewrap sandboxes, seccomp filter on (libseccomp 2." in banner, banner
+    assert "with network EgressDisabled" in banner
+
+
+def _without_libseccomp(tmp_path: Path) -> dict[str, str]:
+    """An environment whose pyseccomp fails as the real one does on a machine without libseccomp."""
+    (tmp_path / "pyseccomp.py").write_text('raise RuntimeError("Unable to find libseccomp")\n', encoding="utf-8")
+    return cli_env(PYTHONPATH=str(tmp_path))
+
+
+def test_cli_refuses_to_start_when_the_seccomp_filter_cannot_be_built(tmp_path: Path) -> None:
+    result = run_cli("--quiet", "--token", "t", env=_without_libseccomp(tmp_path))
+    assert result.returncode == EXIT_UNUSABLE_SETUP
+    assert result.stdout == ""
+    line = _single_line(result.stderr)
+    assert "the seccomp filter of every sandbox cannot be built (Unable to find libseccomp)" in line
+    assert "apt-get install libseccomp2" in line and "Traceback" not in result.stderr
+
+
+def test_no_sandbox_needs_no_libseccomp(tmp_path: Path) -> None:
+    with local_pool_process(
+        "--quiet", "--token", "t", "--no-sandbox", "--no-prewarm", env=_without_libseccomp(tmp_path)
+    ) as running:
+        client = PoolClient(running.endpoint, token="t")
+        assert client.legacy(new_identifier(), HELLO_WORLD_CODE["NodeLTS"]).status_code == requests.codes.ok
+        client.close()
+        assert "WARNING: --no-sandbox" in stop_and_read_stderr(running)

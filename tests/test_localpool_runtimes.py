@@ -24,6 +24,7 @@ import pytest
 
 from localpool import LocalPool
 from localpool.constants import SESSION_MOUNT_POINT
+from localpool.interpreter import Interpreter
 from localpool.runner import result_value
 from localpool.runtimes import PythonUnavailableError
 from localpool.sandbox import SandboxLimits
@@ -48,6 +49,7 @@ from tests.support.localpool_helpers import (
     SANDBOXED,
     SMALL_DISK_MB,
     TOKEN,
+    PoolClient,
     cli_env,
     new_identifier,
     no_connection,
@@ -348,6 +350,52 @@ def test_shell_timeout_is_reported_and_the_session_recovers(shell_pool: LocalPoo
     hung = run(shell_pool, identifier, "sleep 30", timeout=SHORT_TIMEOUT_SECONDS)
     assert (hung.status, hung.error_code) == (STATUS_FAILED, ERROR_TIMEOUT)
     assert run(shell_pool, identifier, "echo back").stdout == "back\n"
+
+
+# The session's whole disk limit plus one byte: within RLIMIT_FSIZE (one byte past the limit), so the
+# command writes it all and exits 0, and over the limit, so the pool ends the session.
+OVER_THE_DISK_LIMIT = f"head -c {SandboxLimits(disk_mb=SMALL_DISK_MB).disk_bytes + 1} /dev/zero > big.bin"
+
+
+def _shell_http_run(pool: LocalPool, identifier: str, command: str) -> dict[str, Any]:
+    with PoolClient(pool.endpoint) as client:
+        return client.run(identifier, "", api_version=API_2025_10, shellCommand=command, timeoutInSeconds=60)
+
+
+def _assert_failed_by_the_disk_limit(body: dict[str, Any]) -> None:
+    # Azure's Shell container: status Failed "Execution failed or timed out"; never the exit code.
+    assert body["status"] == STATUS_FAILED, body
+    assert body["error"]["error"]["code"] == ERROR_DISK_LIMIT, body
+
+
+def test_shell_ended_by_the_disk_limit_after_its_command_exited_answers_failed(
+    shell_pool: LocalPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command exits 0, then the periodic disk check ends the session before the answer (forced here)."""
+    identifier = new_identifier()
+    answered = Interpreter.execute
+    seen: list[tuple[int | None, bool]] = []
+
+    def answer_then_periodic_check(self: Interpreter, *args: Any, **kwargs: Any) -> Any:
+        session = shell_pool.manager.find(identifier)
+        assert session is not None
+        outcome = answered(self, *args, **kwargs)
+        shell_pool.manager.end_if_over_disk_limit(session)
+        seen.append((outcome.command_exit_code, session.ended))
+        return outcome
+
+    monkeypatch.setattr(Interpreter, "execute", answer_then_periodic_check)
+    body = _shell_http_run(shell_pool, identifier, OVER_THE_DISK_LIMIT)
+    assert seen == [(0, True)], "the command did not exit 0, or the check did not end the session before the answer"
+    _assert_failed_by_the_disk_limit(body)
+
+
+def test_shell_ended_by_the_disk_limit_during_its_command_answers_failed(shell_pool: LocalPool) -> None:
+    """The periodic disk check ends the session while the command still runs (it sleeps after writing)."""
+    identifier = new_identifier()
+    body = _shell_http_run(shell_pool, identifier, f"{OVER_THE_DISK_LIMIT}; sleep 30; echo finished")
+    assert "finished" not in body["result"]["stdout"], body
+    _assert_failed_by_the_disk_limit(body)
 
 
 # -- the sandbox, per runtime (issue 8's attacks) -----------------------------------------------

@@ -48,15 +48,21 @@ def shell(script: str, session_dir: Path, sandbox: Sandbox | None = None) -> sub
     """Run a bash script as the runtime of a sandbox (default limits, EgressDisabled)."""
     chosen = sandbox or Sandbox()
     chosen.check()
-    command = chosen.command(RuntimeCommand(argv=["/bin/bash", "-c", script]), session_dir)
-    return subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_SECONDS,
-        check=False,
-        **chosen.popen_user(),
-    )
+    filter_fd = chosen.seccomp_descriptor()
+    assert filter_fd is not None
+    command = chosen.command(RuntimeCommand(argv=["/bin/bash", "-c", script]), session_dir, seccomp_fd=filter_fd)
+    try:
+        return subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_SECONDS,
+            check=False,
+            pass_fds=(filter_fd,),
+            **chosen.popen_user(),
+        )
+    finally:
+        os.close(filter_fd)
 
 
 def test_the_sandbox_sees_only_the_system_its_directory_and_a_private_tmp(session_dir: Path) -> None:
@@ -140,10 +146,17 @@ def test_egress_enabled_has_its_own_outbound_only_network(session_dir: Path) -> 
         )
         network = sandbox.network()
         assert network is not None
-        command = sandbox.command(RuntimeCommand(argv=["/bin/bash", "-c", script]), session_dir, network)
+        filter_fd = sandbox.seccomp_descriptor()
+        assert filter_fd is not None
+        command = sandbox.command(RuntimeCommand(argv=["/bin/bash", "-c", script]), session_dir, network, filter_fd)
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, text=True, pass_fds=network.pass_fds, **sandbox.popen_user()
+            command,
+            stdout=subprocess.PIPE,
+            text=True,
+            pass_fds=(*network.pass_fds, filter_fd),
+            **sandbox.popen_user(),
         )
+        os.close(filter_fd)
         try:
             network.attach()
             out, _ = process.communicate(timeout=RUN_TIMEOUT_SECONDS)

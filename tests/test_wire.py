@@ -151,6 +151,24 @@ def test_failed_execution_carries_an_error(api_version: str) -> None:
     assert body["error"] == {"error": {"code": "ExecutionTimeout", "message": "The code ran longer than 60 s."}}
 
 
+@pytest.mark.parametrize("api_version", EXECUTIONS_VERSIONS)
+def test_a_failed_shell_execution_answers_failed_whatever_its_command_returned(api_version: str) -> None:
+    """A command that exited 0 before the pool ended its session (disk limit) failed: not "status": "0"."""
+    error = wire.WireError(500, "SessionDiskLimitExceeded", "The session's files went over its disk limit.")
+    body = wire.execution_resource(
+        ContainerType.SHELL,
+        execution_id=EXECUTION_ID,
+        identifier=IDENTIFIER,
+        execution_type=ExecutionType.SYNCHRONOUS,
+        status=ExecutionStatus.FAILED,
+        output=ExecutionOutput("", "", None, 10, exit_code=0),
+        error=error,
+    )
+    _check(api_version, "CodeExecution_Get", body, executionId=EXECUTION_ID)
+    assert body["status"] == "Failed"
+    assert body["error"]["error"]["code"] == "SessionDiskLimitExceeded"
+
+
 def test_legacy_files() -> None:
     listing = wire.file_list(wire.API_2024_02, FILES)
     _check(wire.API_2024_02, "SessionResourceFiles_List", listing)

@@ -223,7 +223,8 @@ def bench_throughput(container_type: ContainerType) -> None:
             full = clients == max(THROUGHPUT_CLIENTS)
             rate_target = TARGET_EXECUTIONS_PER_SECOND if full and container_type is ContainerType.NODE_LTS else None
             report(f"7. {name} executions/s, {clients} keep-alive clients", rate, "/s", rate_target, at_most=False)
-            report(f"   {name} pool CPU per execution, {clients} clients", cpu_ms, "ms", TARGET_POOL_CPU_MS if full else None)
+            cpu_target = TARGET_POOL_CPU_MS if full else None
+            report(f"   {name} pool CPU per execution, {clients} clients", cpu_ms, "ms", cpu_target)
 
 
 def bench_warm_and_load() -> None:

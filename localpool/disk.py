@@ -10,6 +10,10 @@ so its total size is measured rather than reserved. The measurement is made to b
   which the caller treats as a breach (a session cannot hide files by making the walk fail);
 - files that sandbox processes keep open (or mapped) after unlinking them are counted too, found
   through ``/proc/<pid>/fd`` and ``/proc/<pid>/maps`` of every process of the sandbox.
+
+It runs as every execution finishes, so it is kept cheap: /proc is read in one pass with few system
+calls, and a process whose threads have not run since it was last inspected (bwrap and its init,
+waiting on their child) is not inspected again while it held nothing deleted.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import errno
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,6 +31,11 @@ DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _BLOCK_BYTES = 512
 # Entries disappearing while walked (session code deletes as the server measures) are not errors.
 _VANISHED = (errno.ENOENT, errno.ESRCH)
+# /proc/<pid>/task/<tid>/children and schedstat are short: one read this big takes them whole.
+_PROC_READ_BYTES = 64 * 1024
+_PAGE_BYTES = 4096
+# What the kernel appends to the path of a file that was unlinked (in /proc/<pid>/maps and fd links).
+_DELETED = b"(deleted)"
 
 
 @dataclass(frozen=True)
@@ -83,92 +92,167 @@ def directory_usage(path: Path, max_entries: int) -> DiskUsage:
     return DiskUsage(used, entries, problem)
 
 
-def sandbox_processes(pid: int) -> list[int]:
-    """pid and all its descendants (through /proc/<pid>/task/<tid>/children)."""
+class SandboxSnapshot(NamedTuple):
+    """The processes of a sandbox and what each one's threads had run, read in one pass over /proc.
+
+    threads[pid] is ((thread id, nanoseconds it has run), ...) sorted. Unchanged between two snapshots
+    means no thread ran, started or ended: nothing in the sandbox can have written a byte, opened a
+    descriptor or mapped a file (the scheduler's run time is exact, unlike clock ticks).
+    """
+
+    pids: tuple[int, ...]
+    threads: dict[int, tuple[tuple[int, int], ...]]
+
+    @property
+    def shape(self) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]:
+        """The processes and their threads, without run times."""
+        return self.pids, tuple(tuple(task for task, _ in self.threads[pid]) for pid in self.pids)
+
+    @property
+    def activity(self) -> tuple[tuple[int, ...], tuple[tuple[tuple[int, int], ...], ...]]:
+        """The whole sandbox's activity: equal for two snapshots when nothing in it ran."""
+        return self.pids, tuple(self.threads[pid] for pid in self.pids)
+
+
+def _read(path: str) -> bytes | None:
+    """A small /proc file's bytes (three system calls when it is short), or None when it cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, _PROC_READ_BYTES)
+        # A read shorter than a page is the whole file; a longer one may have stopped at a page.
+        while len(data) >= _PAGE_BYTES and (more := os.read(fd, _PROC_READ_BYTES)):
+            data += more
+        return data
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def sandbox_snapshot(pid: int) -> SandboxSnapshot:
+    """pid and all its descendants (through /proc/<pid>/task/<tid>/children), with every thread's run time."""
     found: list[int] = []
+    threads: dict[int, tuple[tuple[int, int], ...]] = {}
     pending = [pid]
     while pending:
         current = pending.pop()
         found.append(current)
-        for task in _task_files(current, "children"):
-            if task.text is not None:
-                pending.extend(int(child) for child in task.text.split())
-    return found
-
-
-class _TaskFile(NamedTuple):
-    """One thread's /proc/<pid>/task/<tid>/<name>: its text, or None when it could not be read."""
-
-    task: int
-    text: str | None
-
-
-def _task_files(pid: int, name: str) -> list[_TaskFile]:
-    """The file `name` of every thread of pid; none when pid has ended."""
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return []
-    files: list[_TaskFile] = []
-    for task in tasks:
         try:
-            with open(f"/proc/{pid}/task/{task}/{name}", encoding="ascii") as handle:
-                text: str | None = handle.read()
+            tasks = os.listdir(f"/proc/{current}/task")
         except OSError:
-            text = None
-        files.append(_TaskFile(int(task), text))
-    return files
-
-
-def activity(pids: Iterable[int]) -> tuple[tuple[int, int], ...]:
-    """(thread id, nanoseconds it has run) of every thread of the processes.
-
-    Unchanged between two calls means no thread ran, started or ended: nothing in the sandbox can
-    have written a byte (the scheduler's run time is exact, unlike clock ticks).
-    """
-    found: list[tuple[int, int]] = []
-    for pid in pids:
-        for task in _task_files(pid, "schedstat"):
+            tasks = []
+        runs: list[tuple[int, int]] = []
+        for task in tasks:
+            children = _read(f"/proc/{current}/task/{task}/children")
+            if children:
+                pending.extend(int(child) for child in children.split())
+            schedstat = _read(f"/proc/{current}/task/{task}/schedstat")
             try:
-                run_nanoseconds = int(task.text.split()[0]) if task.text is not None else -1
+                run_nanoseconds = int(schedstat.split()[0]) if schedstat is not None else -1
             except (ValueError, IndexError):
                 run_nanoseconds = -1
-            found.append((task.task, run_nanoseconds))
-    return tuple(sorted(found))
+            runs.append((int(task), run_nanoseconds))
+        threads[current] = tuple(sorted(runs))
+    return SandboxSnapshot(tuple(sorted(found)), threads)
 
 
-def held_deleted_bytes(pids: Iterable[int], device: int, *, skip: Iterable[int] = ()) -> DiskUsage:
-    """Bytes of files on device that the processes keep open or mapped after they were unlinked.
+def sandbox_processes(pid: int) -> list[int]:
+    """pid and all its descendants."""
+    return list(sandbox_snapshot(pid).pids)
+
+
+@dataclass
+class HeldFiles:
+    """What held_deleted_bytes found per process, to skip the processes that cannot have changed.
+
+    For each process: its threads' run times when it was inspected and the deleted files it held
+    ({inode: bytes}). Kept only while the sandbox's set of processes and threads stays the same.
+    """
+
+    shape: tuple[tuple[int, ...], tuple[tuple[int, ...], ...]] = ((), ())
+    found: dict[int, tuple[tuple[tuple[int, int], ...], dict[int, int]]] = field(default_factory=dict)
+
+
+def _held_by_process(pid: int, device: int, dev_text: bytes) -> dict[int, int] | OSError:
+    """{inode: bytes} of the files on device that process pid holds open or mapped after they were
+    unlinked, or the error that kept its /proc entries from being read."""
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError as error:
+        return error
+    maps = _read_all(f"/proc/{pid}/maps")
+    if isinstance(maps, OSError):
+        return maps
+    sizes: dict[int, int] = {}
+    for name in descriptors:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        # Pipes, sockets and anonymous inodes ("pipe:[12]", "anon_inode:[eventfd]") are no files;
+        # every file, on any mount, reads as a path.
+        if not target.startswith("/"):
+            continue
+        try:
+            info = os.stat(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if info.st_dev == device and info.st_nlink == 0 and stat.S_ISREG(info.st_mode):
+            sizes[info.st_ino] = max(sizes.get(info.st_ino, 0), info.st_blocks * _BLOCK_BYTES)
+    if _DELETED in maps:
+        for line in maps.splitlines():
+            # address perms offset dev inode path, e.g. "7f..-7f.. rw-s 00000000 08:01 1234 /mnt/data/x (deleted)"
+            parts = line.split(maxsplit=5)
+            if len(parts) < 6 or parts[3] != dev_text or not parts[5].endswith(_DELETED):
+                continue
+            start, end = (int(value, 16) for value in parts[0].split(b"-"))
+            inode = int(parts[4])
+            sizes[inode] = max(sizes.get(inode, 0), int(parts[2], 16) + end - start)
+    return sizes
+
+
+def _read_all(path: str) -> bytes | OSError:
+    """A /proc file of any length, or the error that kept it from being read."""
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            return handle.readall()
+    except OSError as error:
+        return error
+
+
+def held_deleted_bytes(
+    snapshot: SandboxSnapshot, device: int, *, skip: Iterable[int] = (), known: HeldFiles | None = None
+) -> DiskUsage:
+    """Bytes of files on device that the sandbox's processes keep open or mapped after they were unlinked.
 
     skip: processes whose /proc entries may be unreadable and hold no session files (bwrap itself).
+    known: what an earlier call found, updated here. A process whose threads have not run since it was
+    inspected, and which held nothing then, is not inspected again: only its own threads can change its
+    descriptors and mappings, or a process sharing them (CLONE_FILES, CLONE_VM), which ran and is
+    inspected; if any process or thread came or went, every process is inspected.
     Files are counted once however many descriptors or mappings reach them; a mapping counts up to
     its end (its file's size is not readable without the descriptor).
     """
-    sizes: dict[int, int] = {}
     skipped = set(skip)
-    dev_text = f"{os.major(device):02x}:{os.minor(device):02x}"
-    for pid in pids:
-        try:
-            descriptors = os.listdir(f"/proc/{pid}/fd")
-            with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as handle:
-                maps = handle.read().splitlines()
-        except OSError as error:
-            if error.errno in _VANISHED or pid in skipped:
+    dev_text = f"{os.major(device):02x}:{os.minor(device):02x}".encode()
+    if known is not None and known.shape != snapshot.shape:
+        known.shape, known.found = snapshot.shape, {}
+    sizes: dict[int, int] = {}
+    for pid in snapshot.pids:
+        threads = snapshot.threads[pid]
+        previous = known.found.get(pid) if known is not None else None
+        if previous is not None and previous[0] == threads and not previous[1]:
+            continue
+        held = _held_by_process(pid, device, dev_text)
+        if isinstance(held, OSError):
+            if held.errno in _VANISHED or pid in skipped:
                 continue
-            return DiskUsage(0, 0, f"cannot inspect sandbox process {pid}: {error.strerror}")
-        for name in descriptors:
-            try:
-                info = os.stat(f"/proc/{pid}/fd/{name}")
-            except OSError:
-                continue
-            if info.st_dev == device and info.st_nlink == 0 and stat.S_ISREG(info.st_mode):
-                sizes[info.st_ino] = max(sizes.get(info.st_ino, 0), info.st_blocks * _BLOCK_BYTES)
-        for line in maps:
-            # address perms offset dev inode path, e.g. "7f..-7f.. rw-s 00000000 08:01 1234 /mnt/data/x (deleted)"
-            parts = line.split(maxsplit=5)
-            if len(parts) < 6 or parts[3] != dev_text or not parts[5].endswith("(deleted)"):
-                continue
-            start, end = (int(value, 16) for value in parts[0].split("-"))
-            inode = int(parts[4])
-            sizes[inode] = max(sizes.get(inode, 0), int(parts[2], 16) + end - start)
+            return DiskUsage(0, 0, f"cannot inspect sandbox process {pid}: {held.strerror}")
+        if known is not None:
+            known.found[pid] = (threads, held)
+        for inode, size in held.items():
+            sizes[inode] = max(sizes.get(inode, 0), size)
     return DiskUsage(sum(sizes.values()), len(sizes))

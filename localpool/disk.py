@@ -167,7 +167,7 @@ class _HeldLockProc:
                 count = self._libc.read(fd, buffer, _PROC_READ_BYTES)
                 if count < 0:
                     return None
-                data += buffer.raw[:count]
+                data += ctypes.string_at(buffer, count)
                 # A read shorter than a page is the whole file; a longer one may have stopped at a page.
                 if count < _PAGE_BYTES:
                     return data
@@ -194,7 +194,7 @@ class _HeldLockProc:
         """Where the link points, or None when it cannot be read."""
         buffer = self._buffer()
         count = self._libc.readlink(os.fsencode(path), buffer, _PROC_READ_BYTES)
-        return os.fsdecode(buffer.raw[:count]) if count >= 0 else None
+        return os.fsdecode(ctypes.string_at(buffer, count)) if count >= 0 else None
 
 
 _PROC = _HeldLockProc()

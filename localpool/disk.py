@@ -10,15 +10,21 @@ so its total size is measured rather than reserved. The measurement is made to b
   which the caller treats as a breach (a session cannot hide files by making the walk fail);
 - files that sandbox processes keep open (or mapped) after unlinking them are counted too, found
   through ``/proc/<pid>/fd`` and ``/proc/<pid>/maps`` of every process of the sandbox.
+
+It runs as every execution finishes, so it is kept cheap: /proc is read in one pass with few system
+calls, and a process whose threads have not run since it was last inspected (bwrap and its init,
+waiting on their child) is not inspected again while it held nothing deleted.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import stat
+import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,6 +33,11 @@ DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _BLOCK_BYTES = 512
 # Entries disappearing while walked (session code deletes as the server measures) are not errors.
 _VANISHED = (errno.ENOENT, errno.ESRCH)
+# /proc/<pid>/task/<tid>/children and schedstat are short: one read this big takes them whole.
+_PROC_READ_BYTES = 64 * 1024
+_PAGE_BYTES = 4096
+# What the kernel appends to the path of a file that was unlinked (in /proc/<pid>/maps and fd links).
+_DELETED = b"(deleted)"
 
 
 @dataclass(frozen=True)
@@ -83,92 +94,227 @@ def directory_usage(path: Path, max_entries: int) -> DiskUsage:
     return DiskUsage(used, entries, problem)
 
 
-def sandbox_processes(pid: int) -> list[int]:
-    """pid and all its descendants (through /proc/<pid>/task/<tid>/children)."""
+class SandboxSnapshot(NamedTuple):
+    """The processes of a sandbox and what each one's threads had run, read in one pass over /proc.
+
+    threads[pid] is ((thread id, nanoseconds it has run), ...) sorted. Unchanged between two snapshots
+    means no thread ran, started or ended: nothing in the sandbox can have written a byte, opened a
+    descriptor or mapped a file (the scheduler's run time is exact, unlike clock ticks).
+    """
+
+    pids: tuple[int, ...]
+    threads: dict[int, tuple[tuple[int, int], ...]]
+
+    @property
+    def shape(self) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]:
+        """The processes and their threads, without run times."""
+        return self.pids, tuple(tuple(task for task, _ in self.threads[pid]) for pid in self.pids)
+
+    @property
+    def activity(self) -> tuple[tuple[int, ...], tuple[tuple[tuple[int, int], ...], ...]]:
+        """The whole sandbox's activity: equal for two snapshots when nothing in it ran."""
+        return self.pids, tuple(self.threads[pid] for pid in self.pids)
+
+
+class _Dirent(ctypes.Structure):
+    """struct dirent of Linux's C library (glibc and musl alike)."""
+
+    _fields_ = (
+        ("d_ino", ctypes.c_uint64),
+        ("d_off", ctypes.c_int64),
+        ("d_reclen", ctypes.c_ushort),
+        ("d_type", ctypes.c_ubyte),
+        ("d_name", ctypes.c_char * 256),
+    )
+
+
+class _HeldLockProc:
+    """Reads of small /proc files and descriptor links without releasing the interpreter lock.
+
+    os.open/os.read/os.readlink release it around every system call; a measurement makes dozens of
+    calls of a few microseconds each, and with many request threads waiting every release hands the
+    lock over and back (two context switches per call, most of the pool's CPU under load). These
+    calls never wait on the measured process (unlike /proc/<pid>/maps, which is read normally).
+    """
+
+    def __init__(self) -> None:
+        self._libc = ctypes.PyDLL(None, use_errno=True)  # PyDLL: the lock is held during the call
+        self._libc.open.argtypes, self._libc.open.restype = [ctypes.c_char_p, ctypes.c_int], ctypes.c_int
+        self._libc.read.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
+        self._libc.read.restype = ctypes.c_ssize_t
+        self._libc.close.argtypes, self._libc.close.restype = [ctypes.c_int], ctypes.c_int
+        self._libc.readlink.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
+        self._libc.readlink.restype = ctypes.c_ssize_t
+        self._libc.opendir.argtypes, self._libc.opendir.restype = [ctypes.c_char_p], ctypes.c_void_p
+        self._libc.readdir.argtypes, self._libc.readdir.restype = [ctypes.c_void_p], ctypes.POINTER(_Dirent)
+        self._libc.closedir.argtypes, self._libc.closedir.restype = [ctypes.c_void_p], ctypes.c_int
+        self._buffers = threading.local()
+
+    def _buffer(self) -> ctypes.Array[ctypes.c_char]:
+        buffer = getattr(self._buffers, "buffer", None)
+        if buffer is None:
+            buffer = self._buffers.buffer = ctypes.create_string_buffer(_PROC_READ_BYTES)
+        return buffer
+
+    def read(self, path: str) -> bytes | None:
+        """The file's bytes, or None when it cannot be read (e.g. the process ended)."""
+        fd = self._libc.open(os.fsencode(path), os.O_RDONLY | os.O_CLOEXEC)
+        if fd < 0:
+            return None
+        try:
+            buffer, data = self._buffer(), b""
+            while True:
+                count = self._libc.read(fd, buffer, _PROC_READ_BYTES)
+                if count < 0:
+                    return None
+                data += ctypes.string_at(buffer, count)
+                # A read shorter than a page is the whole file; a longer one may have stopped at a page.
+                if count < _PAGE_BYTES:
+                    return data
+        finally:
+            self._libc.close(fd)
+
+    def listdir(self, path: str) -> list[str] | None:
+        """The names in a /proc directory (without . and ..), or None when it cannot be listed."""
+        directory = self._libc.opendir(os.fsencode(path))
+        if not directory:
+            return None
+        names: list[str] = []
+        try:
+            ctypes.set_errno(0)
+            while entry := self._libc.readdir(directory):
+                name = entry.contents.d_name
+                if name not in (b".", b".."):
+                    names.append(os.fsdecode(name))
+            return None if ctypes.get_errno() else names
+        finally:
+            self._libc.closedir(directory)
+
+    def readlink(self, path: str) -> str | None:
+        """Where the link points, or None when it cannot be read."""
+        buffer = self._buffer()
+        count = self._libc.readlink(os.fsencode(path), buffer, _PROC_READ_BYTES)
+        return os.fsdecode(ctypes.string_at(buffer, count)) if count >= 0 else None
+
+
+_PROC = _HeldLockProc()
+_read = _PROC.read
+
+
+def sandbox_snapshot(pid: int) -> SandboxSnapshot:
+    """pid and all its descendants (through /proc/<pid>/task/<tid>/children), with every thread's run time."""
     found: list[int] = []
+    threads: dict[int, tuple[tuple[int, int], ...]] = {}
     pending = [pid]
     while pending:
         current = pending.pop()
         found.append(current)
-        for task in _task_files(current, "children"):
-            if task.text is not None:
-                pending.extend(int(child) for child in task.text.split())
-    return found
-
-
-class _TaskFile(NamedTuple):
-    """One thread's /proc/<pid>/task/<tid>/<name>: its text, or None when it could not be read."""
-
-    task: int
-    text: str | None
-
-
-def _task_files(pid: int, name: str) -> list[_TaskFile]:
-    """The file `name` of every thread of pid; none when pid has ended."""
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return []
-    files: list[_TaskFile] = []
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/{name}", encoding="ascii") as handle:
-                text: str | None = handle.read()
-        except OSError:
-            text = None
-        files.append(_TaskFile(int(task), text))
-    return files
-
-
-def activity(pids: Iterable[int]) -> tuple[tuple[int, int], ...]:
-    """(thread id, nanoseconds it has run) of every thread of the processes.
-
-    Unchanged between two calls means no thread ran, started or ended: nothing in the sandbox can
-    have written a byte (the scheduler's run time is exact, unlike clock ticks).
-    """
-    found: list[tuple[int, int]] = []
-    for pid in pids:
-        for task in _task_files(pid, "schedstat"):
+        tasks = _PROC.listdir(f"/proc/{current}/task") or []
+        runs: list[tuple[int, int]] = []
+        for task in tasks:
+            children = _read(f"/proc/{current}/task/{task}/children")
+            if children:
+                pending.extend(int(child) for child in children.split())
+            schedstat = _read(f"/proc/{current}/task/{task}/schedstat")
             try:
-                run_nanoseconds = int(task.text.split()[0]) if task.text is not None else -1
+                run_nanoseconds = int(schedstat.split()[0]) if schedstat is not None else -1
             except (ValueError, IndexError):
                 run_nanoseconds = -1
-            found.append((task.task, run_nanoseconds))
-    return tuple(sorted(found))
+            runs.append((int(task), run_nanoseconds))
+        threads[current] = tuple(sorted(runs))
+    return SandboxSnapshot(tuple(sorted(found)), threads)
 
 
-def held_deleted_bytes(pids: Iterable[int], device: int, *, skip: Iterable[int] = ()) -> DiskUsage:
-    """Bytes of files on device that the processes keep open or mapped after they were unlinked.
+def sandbox_processes(pid: int) -> list[int]:
+    """pid and all its descendants."""
+    return list(sandbox_snapshot(pid).pids)
+
+
+@dataclass
+class HeldFiles:
+    """What held_deleted_bytes found per process, to skip the processes that cannot have changed.
+
+    For each process: its threads' run times when it was inspected and the deleted files it held
+    ({inode: bytes}). Kept only while the sandbox's set of processes and threads stays the same.
+    """
+
+    shape: tuple[tuple[int, ...], tuple[tuple[int, ...], ...]] = ((), ())
+    found: dict[int, tuple[tuple[tuple[int, int], ...], dict[int, int]]] = field(default_factory=dict)
+
+
+def _held_by_process(pid: int, device: int, dev_text: bytes) -> dict[int, int] | OSError:
+    """{inode: bytes} of the files on device that process pid holds open or mapped after they were
+    unlinked, or the error that kept its /proc entries from being read."""
+    descriptors = _PROC.listdir(f"/proc/{pid}/fd")
+    if descriptors is None:
+        return OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    maps = _read_all(f"/proc/{pid}/maps")
+    if isinstance(maps, OSError):
+        return maps
+    sizes: dict[int, int] = {}
+    for name in descriptors:
+        target = _PROC.readlink(f"/proc/{pid}/fd/{name}")
+        # Pipes, sockets and anonymous inodes ("pipe:[12]", "anon_inode:[eventfd]") are no files;
+        # every file, on any mount, reads as a path.
+        if target is None or not target.startswith("/"):
+            continue
+        try:
+            info = os.stat(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if info.st_dev == device and info.st_nlink == 0 and stat.S_ISREG(info.st_mode):
+            sizes[info.st_ino] = max(sizes.get(info.st_ino, 0), info.st_blocks * _BLOCK_BYTES)
+    if _DELETED in maps:
+        for line in maps.splitlines():
+            # address perms offset dev inode path, e.g. "7f..-7f.. rw-s 00000000 08:01 1234 /mnt/data/x (deleted)"
+            parts = line.split(maxsplit=5)
+            if len(parts) < 6 or parts[3] != dev_text or not parts[5].endswith(_DELETED):
+                continue
+            start, end = (int(value, 16) for value in parts[0].split(b"-"))
+            inode = int(parts[4])
+            sizes[inode] = max(sizes.get(inode, 0), int(parts[2], 16) + end - start)
+    return sizes
+
+
+def _read_all(path: str) -> bytes | OSError:
+    """A /proc file of any length, or the error that kept it from being read."""
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            return handle.readall()
+    except OSError as error:
+        return error
+
+
+def held_deleted_bytes(
+    snapshot: SandboxSnapshot, device: int, *, skip: Iterable[int] = (), known: HeldFiles | None = None
+) -> DiskUsage:
+    """Bytes of files on device that the sandbox's processes keep open or mapped after they were unlinked.
 
     skip: processes whose /proc entries may be unreadable and hold no session files (bwrap itself).
+    known: what an earlier call found, updated here. A process whose threads have not run since it was
+    inspected, and which held nothing then, is not inspected again: only its own threads can change its
+    descriptors and mappings, or a process sharing them (CLONE_FILES, CLONE_VM), which ran and is
+    inspected; if any process or thread came or went, every process is inspected.
     Files are counted once however many descriptors or mappings reach them; a mapping counts up to
     its end (its file's size is not readable without the descriptor).
     """
-    sizes: dict[int, int] = {}
     skipped = set(skip)
-    dev_text = f"{os.major(device):02x}:{os.minor(device):02x}"
-    for pid in pids:
-        try:
-            descriptors = os.listdir(f"/proc/{pid}/fd")
-            with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as handle:
-                maps = handle.read().splitlines()
-        except OSError as error:
-            if error.errno in _VANISHED or pid in skipped:
+    dev_text = f"{os.major(device):02x}:{os.minor(device):02x}".encode()
+    if known is not None and known.shape != snapshot.shape:
+        known.shape, known.found = snapshot.shape, {}
+    sizes: dict[int, int] = {}
+    for pid in snapshot.pids:
+        threads = snapshot.threads[pid]
+        previous = known.found.get(pid) if known is not None else None
+        if previous is not None and previous[0] == threads and not previous[1]:
+            continue
+        held = _held_by_process(pid, device, dev_text)
+        if isinstance(held, OSError):
+            if held.errno in _VANISHED or pid in skipped:
                 continue
-            return DiskUsage(0, 0, f"cannot inspect sandbox process {pid}: {error.strerror}")
-        for name in descriptors:
-            try:
-                info = os.stat(f"/proc/{pid}/fd/{name}")
-            except OSError:
-                continue
-            if info.st_dev == device and info.st_nlink == 0 and stat.S_ISREG(info.st_mode):
-                sizes[info.st_ino] = max(sizes.get(info.st_ino, 0), info.st_blocks * _BLOCK_BYTES)
-        for line in maps:
-            # address perms offset dev inode path, e.g. "7f..-7f.. rw-s 00000000 08:01 1234 /mnt/data/x (deleted)"
-            parts = line.split(maxsplit=5)
-            if len(parts) < 6 or parts[3] != dev_text or not parts[5].endswith("(deleted)"):
-                continue
-            start, end = (int(value, 16) for value in parts[0].split("-"))
-            inode = int(parts[4])
-            sizes[inode] = max(sizes.get(inode, 0), int(parts[2], 16) + end - start)
+            return DiskUsage(0, 0, f"cannot inspect sandbox process {pid}: {held.strerror}")
+        if known is not None:
+            known.found[pid] = (threads, held)
+        for inode, size in held.items():
+            sizes[inode] = max(sizes.get(inode, 0), size)
     return DiskUsage(sum(sizes.values()), len(sizes))

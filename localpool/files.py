@@ -125,7 +125,8 @@ class SessionFiles:
         container_type: whose upload limit applies (wire.MAX_UPLOAD_BYTES).
 
         held_bytes: what the session's sandbox holds besides the directory (files it keeps open after
-        deleting them); on_change: told when an upload changed the directory.
+        deleting them); on_change: told when an upload or a
+        delete changed the directory.
         """
         self.root = root
         self.owner = owner
@@ -234,6 +235,9 @@ class SessionFiles:
                     ) from error
             except FileNotFoundError as error:
                 raise file_not_found("/".join([*parts, leaf])) from error
+        if self.on_change is not None:
+            # A file the sandbox keeps open now takes the disk unseen in the directory.
+            self.on_change()
 
     def used_bytes(self) -> int:
         """Bytes the session's files take on disk (links not followed), plus what its sandbox holds deleted.

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -47,6 +48,8 @@ from localpool.wire import ContainerType
 _READ_CHUNK_BYTES = 64 * 1024
 # The runner times an execution inside the server's own measurement of it; allow for rounding.
 _DURATION_SLACK_MS = 100.0
+# How often a writer blocked on a full pipe checks that the process is still alive.
+_WRITE_POLL_SECONDS = 0.1
 # What the reader waits for while an interpreter starts (request ids are 32 hex digits).
 _READY = "ready"
 # Every sandbox is started from this one long-lived thread: bwrap --die-with-parent ends the
@@ -206,6 +209,9 @@ class Interpreter:
         threading.Thread(target=self._read_messages, args=(self._process.stdout,), daemon=True).start()
         threading.Thread(target=self._read_stderr, args=(self._process.stderr,), daemon=True).start()
         self._await_ready()
+        # From now on requests are written without blocking (see execute): most fit the pipe at once.
+        assert self._process.stdin is not None
+        os.set_blocking(self._process.stdin.fileno(), False)
 
     @property
     def pid(self) -> int:
@@ -226,6 +232,46 @@ class Interpreter:
         except OSError:
             return False
         return True
+
+    def _write_available(self, payload: bytes) -> bytes | None:
+        """Write what the stdin pipe takes now; the bytes left, or None when the process is gone."""
+        assert self._process.stdin is not None
+        view = memoryview(payload)
+        try:
+            while view:
+                view = view[os.write(self._process.stdin.fileno(), view) :]
+        except BlockingIOError:
+            pass
+        except (OSError, ValueError):  # ValueError: stdin was closed (the interpreter was stopped)
+            return None
+        return bytes(view)
+
+    def _write_rest(self, rest: bytes, sent: list[bool]) -> None:
+        """Write rest as the runner reads it (in a thread of its own); sent gets whether all of it went.
+
+        Through a duplicate of the pipe, so that close() closing stdin meanwhile never lets this write
+        into whatever file reuses the descriptor number; the pipe breaks when the process dies.
+        """
+        assert self._process.stdin is not None
+        try:
+            fd = os.dup(self._process.stdin.fileno())
+        except (OSError, ValueError):
+            sent.append(False)
+            return
+        try:
+            view = memoryview(rest)
+            while view:
+                select.select([], [fd], [], _WRITE_POLL_SECONDS)
+                if self._process.poll() is not None:
+                    sent.append(False)
+                    return
+                with contextlib.suppress(BlockingIOError):
+                    view = view[os.write(fd, view) :]
+            sent.append(True)
+        except OSError:
+            sent.append(False)
+        finally:
+            os.close(fd)
 
     def _await_reply(self, deadline: float) -> object:
         """The awaited message (a dict), what was wrong with a broken one (a str), _EOF, or None at the deadline."""
@@ -312,18 +358,26 @@ class Interpreter:
         request_id = uuid.uuid4().hex
         with self._mailbox:
             self._expected, self._reply = request_id, None
-        # The write can block (a busy runner does not read stdin and the pipe holds 64 KiB), so it
-        # runs beside the deadline, which starts before it: an overrun kills the sandbox either way.
+        # What the pipe takes now is written at once; the rest (a busy runner does not read stdin and
+        # the pipe holds 64 KiB) by a thread beside the deadline, which starts before the write: an
+        # overrun kills the sandbox either way.
         sent: list[bool] = []
         request = {**(fields or {}), "id": request_id, "code": code}
-        writer = threading.Thread(target=lambda: sent.append(self._send(request)), daemon=True)
-        writer.start()
+        rest = self._write_available(json.dumps(request).encode() + b"\n")
+        writer = None
+        if rest is None:
+            sent.append(False)
+        elif rest:
+            writer = threading.Thread(target=self._write_rest, args=(rest, sent), daemon=True)
+            writer.start()
         reply = self._await_reply(started + timeout)
         if reply is None:
             self.close()
-            writer.join()
+            if writer is not None:
+                writer.join()
             return RunOutcome(kind="timeout", duration_ms=_elapsed_ms(started))
-        writer.join()
+        if writer is not None:
+            writer.join()
         if sent == [False]:
             return self._crashed(started)
         if reply is _EOF:

@@ -800,7 +800,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         identifier = self._identifier(request)
         with self._session(identifier) as session:
             info = self.server.manager.files(session).describe(request.params["name"], _first(request.query, "path"))
-        self._send_json(request.operation.success_status, wire.file_resource(request.api_version, info), {})
+        self._send_json(request.operation.success_status, wire.file_metadata(request.api_version, info), {})
 
     def _file_content(self, request: _Request) -> None:
         """GET files/{name}/content (files/content/{name} in 2024-02-02-preview): the bytes, streamed."""
@@ -824,7 +824,11 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         identifier = self._identifier(request)
         with self._session(identifier) as session:
             self.server.manager.files(session).delete(request.params["name"], _first(request.query, "path"))
-        self._send_empty(request.operation.success_status)
+        answer = wire.delete_file_answer(request.api_version)
+        if answer is None:
+            self._send_empty(request.operation.success_status)
+        else:
+            self._send_json(request.operation.success_status, answer, {})
 
     # -- sessions and the pool ------------------------------------------------------------------
 

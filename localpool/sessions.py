@@ -29,7 +29,7 @@ from localpool.constants import (
     SESSION_HEAP_MB,
     SESSION_MOUNT_POINT,
 )
-from localpool.disk import activity, directory_usage, held_deleted_bytes, sandbox_processes
+from localpool.disk import HeldFiles, SandboxSnapshot, directory_usage, held_deleted_bytes, sandbox_snapshot
 from localpool.files import SessionFiles
 from localpool.interpreter import Interpreter, InterpreterError, RunOutcome, Runtime
 from localpool.sandbox import Sandbox
@@ -175,7 +175,10 @@ class Session:
     etag: str = field(default_factory=lambda: uuid.uuid4().hex)
     # What the sandbox's threads had run when its disk use was last measured within the limit
     # (None: measure at the next check, e.g. after an upload).
-    disk_checked: tuple[tuple[int, int], ...] | None = None
+    disk_checked: tuple[Any, ...] | None = None
+    # What each sandbox process held deleted when last inspected (see held_deleted_bytes); emptied
+    # when the server changes the directory (a file it deletes may be held open by the sandbox).
+    held_files: HeldFiles = field(default_factory=HeldFiles)
 
     def record(self, execution: Execution) -> None:
         """Remember an execution for GET /executions/<id>, forgetting the oldest finished ones."""
@@ -308,6 +311,7 @@ class SessionManager:
 
         def changed() -> None:
             session.disk_checked = None
+            session.held_files = HeldFiles()
 
         return SessionFiles(
             session.workdir,
@@ -318,33 +322,34 @@ class SessionManager:
             on_change=changed,
         )
 
-    def _sandbox_pids(self, session: Session) -> tuple[list[int], list[int]]:
-        """(every process of the session's sandbox, those that may be unreadable: bwrap itself)."""
+    def _sandbox(self, session: Session) -> tuple[SandboxSnapshot, list[int]]:
+        """(the processes of the session's sandbox and their threads, those that may be unreadable: bwrap itself)."""
         interpreter = session.interpreter
         if interpreter is None or not interpreter.alive:
-            return [], []
-        return sandbox_processes(interpreter.pid), [interpreter.pid] if self.sandbox.enabled else []
+            return SandboxSnapshot((), {}), []
+        return sandbox_snapshot(interpreter.pid), [interpreter.pid] if self.sandbox.enabled else []
 
     def _held_bytes(self, session: Session) -> int:
         """Bytes of files the session's sandbox keeps open or mapped after deleting them (an unreadable
         process counts as the whole limit: what it holds cannot be known)."""
-        pids, launcher = self._sandbox_pids(session)
-        if not pids:
+        snapshot, launcher = self._sandbox(session)
+        if not snapshot.pids:
             return 0
-        held = held_deleted_bytes(pids, os.stat(session.workdir).st_dev, skip=launcher)
+        held = held_deleted_bytes(snapshot, os.stat(session.workdir).st_dev, skip=launcher)
         return self.sandbox.limits.disk_bytes if held.problem else held.used_bytes
 
-    def disk_breach(self, session: Session) -> str:
+    def disk_breach(self, session: Session, *, force: bool = False) -> str:
         """Why the session's files are over its disk limit (empty when they are not).
 
         Counted: the session directory (walked by descriptors; a part that cannot be measured is a
-        breach) and the files its sandbox keeps open or mapped after deleting them. Skipped when no
-        thread of the sandbox has run since the last measurement within the limit and nothing was
-        uploaded since: then nothing can have changed.
+        breach) and the files its sandbox keeps open or mapped after deleting them. Skipped, unless
+        force, when no thread of the sandbox has run since the last measurement within the limit and
+        nothing was uploaded or deleted since: then nothing can have changed. Of the sandbox's
+        processes, only those that ran (or held deleted files) are inspected again.
         """
-        pids, launcher = self._sandbox_pids(session)
-        seen = activity(pids)
-        if seen == session.disk_checked:
+        snapshot, launcher = self._sandbox(session)
+        seen = snapshot.activity
+        if seen == session.disk_checked and not force:
             return ""
         limit = self.sandbox.limits.disk_bytes
         try:
@@ -352,7 +357,7 @@ class SessionManager:
         except OSError:
             return ""  # the session ended and its directory was removed meanwhile
         usage = directory_usage(session.workdir, MAX_SESSION_DIRECTORY_ENTRIES)
-        held = held_deleted_bytes(pids, device, skip=launcher)
+        held = held_deleted_bytes(snapshot, device, skip=launcher, known=session.held_files)
         over = (
             f"{self.sandbox.limits.disk_mb} MiB or {MAX_SESSION_DIRECTORY_ENTRIES} entries"
             if not (usage.problem or held.problem)
@@ -468,8 +473,7 @@ class SessionManager:
         if not session.ended:
             # Measured before answering: code that writes past the limit and returns at once finishes
             # before the periodic check comes round, and must not be answered Succeeded.
-            session.disk_checked = None
-            self.end_if_over_disk_limit(session)
+            self.end_if_over_disk_limit(session, force=True)
         # Read last, whoever found it: the periodic check may end the session between the interpreter's
         # answer and this line, and that answer must not say Succeeded for a session whose files are gone.
         execution.finish(outcome, timeout, session.breach, self.runtime.display_name)
@@ -507,9 +511,9 @@ class SessionManager:
             for session in sessions:
                 self.end_if_over_disk_limit(session)
 
-    def end_if_over_disk_limit(self, session: Session) -> None:
-        """End the session if its files are over the disk limit (see disk_breach)."""
-        breach = self.disk_breach(session)
+    def end_if_over_disk_limit(self, session: Session, *, force: bool = False) -> None:
+        """End the session if its files are over the disk limit (see disk_breach; force: even if nothing ran)."""
+        breach = self.disk_breach(session, force=force)
         if breach:
             self._end_for_breach(session, breach)
 

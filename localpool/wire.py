@@ -110,12 +110,14 @@ class Operation:
 # 2024-10-02-preview and 2025-02-02-preview documents gave 202 for POST /executions (and the
 # locally run interpreter container of Azure-Samples still does); both now declare 200.
 OPERATIONS: tuple[Operation, ...] = (
-    # 2024-02-02-preview (sessions-code-interpreter.md endpoint table). DELETE of a file is not
-    # documented for this version.
+    # 2024-02-02-preview (sessions-code-interpreter.md endpoint table); one file's metadata and its
+    # DELETE from Azure-Samples' code-interpreter/2024-08-02-preview-and-before.md ("and before").
     Operation("CodeExecution_Execute", "POST", "/code/execute", 200, (API_2024_02,)),
     Operation("SessionResourceFiles_Upload", "POST", "/files/upload", 200, (API_2024_02,)),
     Operation("SessionResourceFiles_List", "GET", "/files", 200, (API_2024_02,)),
     Operation("SessionResourceFiles_GetContent", "GET", "/files/content/{name}", 200, (API_2024_02,), OCTET_STREAM),
+    Operation("SessionResourceFiles_Get", "GET", "/files/{name}", 200, (API_2024_02,)),
+    Operation("SessionResourceFiles_Delete", "DELETE", "/files/{name}", 200, (API_2024_02,)),
     # 2024-10-02-preview on (DynamicSessions.json).
     Operation("CodeExecution_Execute", "POST", "/executions", 200, EXECUTIONS_VERSIONS),
     Operation("CodeExecution_Get", "GET", "/executions/{executionId}", 200, EXECUTIONS_VERSIONS),
@@ -485,6 +487,23 @@ def file_list(api_version: str, files: Sequence[FileInfo]) -> dict[str, Any]:
             }
         )
     return {"$id": "1", "value": items}
+
+
+def file_metadata(api_version: str, info: FileInfo) -> dict[str, Any]:
+    """``GET files/{name}``: SessionResourceFile from 2024-10-02-preview on; before, a list of the one
+    file with empty ``$id``s (Azure-Samples' 2024-08-02-preview-and-before.md:
+    ``{"value":[{"$id":"","properties":{"$id":"","filename":…,"size":…,"lastModifiedTime":…}}]}``)."""
+    if api_version != API_2024_02:
+        return file_resource(api_version, info)
+    [item] = file_list(api_version, [info])["value"]
+    item["$id"] = item["properties"]["$id"] = ""
+    return {"value": [item]}
+
+
+def delete_file_answer(api_version: str) -> dict[str, Any] | None:
+    """``DELETE files/{name}``: no body (204) from 2024-10-02-preview on; before, 200 with the message
+    of Azure-Samples' 2024-08-02-preview-and-before.md."""
+    return {"message": "file deleted successfully"} if api_version == API_2024_02 else None
 
 
 def upload_answer(api_version: str, uploaded: Sequence[FileInfo]) -> dict[str, Any]:

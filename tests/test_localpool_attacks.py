@@ -253,6 +253,42 @@ def test_hidden_disk_use_ends_the_session(client: PoolClient, pool: LocalPool, h
     assert_still_serving(pool.endpoint)
 
 
+@pytest.fixture(scope="module")
+def python_pool() -> Iterator[LocalPool]:
+    """A PythonLTS pool with the small disk limit: its session code may start processes."""
+    options = {"max_sessions": 4, "limits": SandboxLimits(disk_mb=SMALL_DISK_MB), "container_type": "PythonLTS"}
+    with _pool(**options) as local_pool:
+        yield local_pool
+
+
+def test_a_file_the_server_deletes_while_an_idle_process_holds_it_still_counts(python_pool: LocalPool) -> None:
+    # A child that holds the file and then never runs again: the measurement skips processes whose
+    # threads did not run, so the server's own delete (DELETE files/{name}) must make it look again.
+    identifier = new_identifier("held")
+    chunk = SMALL_DISK_MB * 1024 * 1024 * 6 // 10  # each file 60 % of the limit: two are over it
+    hold = f"""
+import subprocess, sys
+with open('held.bin', 'wb') as f:
+    f.write(b'x' * {chunk})
+    f.flush()
+    holder = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], stdout=f)
+'started'
+"""
+    with PoolClient(python_pool.endpoint) as client:
+        assert client.run(identifier, hold)["status"] == "Succeeded"
+        # Once more, so the holder is inspected after it has settled into its sleep.
+        assert client.run(identifier, "import time; time.sleep(0.5)")["status"] == "Succeeded"
+        deleted = client.http.delete(
+            f"{python_pool.endpoint}/files/held.bin",
+            params={"api-version": API_2024_10, "identifier": identifier},
+            timeout=30,
+        )
+        assert deleted.status_code == requests.codes.no_content, deleted.text
+        body = client.run(identifier, f"open('more.bin', 'wb').write(b'y' * {chunk})")
+    assert body["status"] == STATUS_FAILED, body
+    assert body["error"]["error"]["code"] == "SessionDiskLimitExceeded", body
+
+
 def test_the_private_tmp_is_small(client: PoolClient, pool: LocalPool) -> None:
     code = """
         try {

@@ -210,6 +210,23 @@ def test_delete_file_removes_it_and_a_missing_file_is_404(client: PoolClient) ->
     assert missing.status_code == 404
 
 
+def test_2024_02_file_metadata_and_delete_as_azures_sample_shows(client: PoolClient) -> None:
+    # Azure-Samples' code-interpreter/2024-08-02-preview-and-before.md documents both for the older versions.
+    identifier = new_identifier()
+    upload(client, identifier, wire.API_2024_02)
+    query = params(identifier, wire.API_2024_02)
+    described = client.http.get(f"{client.endpoint}/files/{UPLOAD_NAME}", params=query)
+    assert described.status_code == 200, described.text
+    [item] = described.json()["value"]
+    assert item["properties"]["filename"] == UPLOAD_NAME
+    assert item["properties"]["size"] == len(UPLOAD_BYTES)
+    deleted = client.http.delete(f"{client.endpoint}/files/{UPLOAD_NAME}", params=query)
+    assert (deleted.status_code, deleted.json()) == (200, {"message": "file deleted successfully"})
+    assert client.http.get(client.endpoint + "/files", params=query).json()["value"] == []
+    again = client.http.delete(f"{client.endpoint}/files/{UPLOAD_NAME}", params=query)
+    assert again.status_code == 404 and again.json()["error"]["code"] == "FileNotFound"
+
+
 def test_links_and_special_files_a_session_leaves_are_never_followed(client: PoolClient, pool: LocalPool) -> None:
     identifier = new_identifier()
     run_js(client, identifier, "1")

@@ -181,6 +181,22 @@ def test_legacy_files() -> None:
         wire.file_resource(wire.API_2024_02, FILES[0])
 
 
+def test_legacy_file_metadata_and_delete() -> None:
+    # Azure-Samples' 2024-08-02-preview-and-before.md: GET files/{name} is the list of the one file,
+    # with empty $ids; DELETE files/{name} answers 200 with a message.
+    described = wire.file_metadata(wire.API_2024_02, FILES[2])
+    _check(wire.API_2024_02, "SessionResourceFiles_Get", described, name="deep.csv")
+    [item] = described["value"]
+    assert item["$id"] == item["properties"]["$id"] == ""
+    assert item["properties"]["filename"] == "nested/deep.csv"
+    assert set(described) == {"value"}
+    deleted = wire.delete_file_answer(wire.API_2024_02)
+    _check(wire.API_2024_02, "SessionResourceFiles_Delete", deleted, name="hello.txt")
+    assert deleted == {"message": "file deleted successfully"}
+    assert wire.delete_file_answer(wire.API_2024_10) is None
+    assert wire.file_metadata(wire.API_2024_10, FILES[0]) == wire.file_resource(wire.API_2024_10, FILES[0])
+
+
 @pytest.mark.parametrize("api_version", EXECUTIONS_VERSIONS)
 def test_files(api_version: str) -> None:
     _check(api_version, "SessionResourceFiles_List", wire.file_list(api_version, FILES))
@@ -283,6 +299,8 @@ def test_unknown_path_and_wrong_method() -> None:
         ("POST", "/code/execute/", wire.API_2024_02, "CodeExecution_Execute", {}),
         ("POST", "/files/upload", wire.API_2024_02, "SessionResourceFiles_Upload", {}),
         ("GET", "/files/content/a.txt", wire.API_2024_02, "SessionResourceFiles_GetContent", {"name": "a.txt"}),
+        ("GET", "/files/a.txt", wire.API_2024_02, "SessionResourceFiles_Get", {"name": "a.txt"}),
+        ("DELETE", "/files/a.txt", wire.API_2024_02, "SessionResourceFiles_Delete", {"name": "a.txt"}),
         ("GET", "/executions/e1", wire.API_2025_02, "CodeExecution_Get", {"executionId": "e1"}),
         ("GET", "/files/a.txt/content", wire.API_2024_10, "SessionResourceFiles_GetContent", {"name": "a.txt"}),
         ("DELETE", "/session", wire.API_2025_10, "SessionManagement_Delete", {}),

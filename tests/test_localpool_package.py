@@ -201,6 +201,10 @@ def test_the_installed_command_runs_a_pool_of_each_type(venv: Path, elsewhere: P
 # The small test project that uses the installed plugin: the session's pool with options from its conftest.py,
 # more pools from the factory, each test writing the endpoints it used (the outer test checks they stopped).
 PROJECT_CONFTEST = """
+import socket
+from pathlib import Path
+from urllib.parse import urlsplit
+
 import pytest
 from localpool.pytest_plugin import LocalPoolOptions
 
@@ -208,6 +212,16 @@ from localpool.pytest_plugin import LocalPoolOptions
 @pytest.fixture(scope="session")
 def local_pool_options():
     return LocalPoolOptions(container_type="PythonLTS", tls=True, disk_mb=20)
+
+
+def pytest_sessionfinish(session):
+    # After the session's fixtures are torn down, before the interpreter exits: which pools still listen?
+    listening = []
+    for endpoint in set(Path("endpoints.txt").read_text().split()):
+        with socket.socket() as probe:
+            if probe.connect_ex((urlsplit(endpoint).hostname, urlsplit(endpoint).port)) == 0:
+                listening.append(endpoint)
+    Path("still-listening.txt").write_text("\\n".join(listening))
 """
 
 PROJECT_TESTS = '''
@@ -275,7 +289,8 @@ def test_a_project_gets_pools_from_the_installed_plugin(pytester: pytest.Pyteste
     result.assert_outcomes(passed=3)
     endpoints = set((pytester.path / "endpoints.txt").read_text().split())
     assert len(endpoints) == 2  # the session's pool (shared by two tests) and the factory's
-    assert all(_refuses_connections(endpoint) for endpoint in endpoints), "a pool outlived its session"
+    assert (pytester.path / "still-listening.txt").read_text() == "", "a pool outlived its session"
+    assert all(_refuses_connections(endpoint) for endpoint in endpoints)
 
 
 def test_a_pool_that_cannot_start_fails_the_test_with_the_pools_sentence(

@@ -15,6 +15,9 @@ from localpool.sandbox import Sandbox, SandboxLimits, SandboxUnavailableError
 from localpool.tls import CERT_LINE_PREFIX, TlsSetupError
 from localpool.wire import API_2025_10, SUPPORTED_API_VERSIONS, ContainerType
 
+# The one version number of the distribution (pyproject.toml reads it from here; `localpool --version` shows it).
+__version__ = "0.1.0"
+
 __all__ = [
     "API_2025_10",
     "BASE_PATH",
@@ -32,6 +35,7 @@ __all__ = [
     "TlsSetupError",
     "TokenRequiredError",
     "UnsupportedContainerTypeError",
+    "__version__",
     "check_container_type",
     "find_node",
 ]

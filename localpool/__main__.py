@@ -1,4 +1,4 @@
-"""``python -m localpool``: run the local stand-in of a session pool until Ctrl-C or SIGTERM."""
+"""``localpool`` (or ``python -m localpool``): run the local stand-in of a session pool until Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from localpool import seccomp
+from localpool import __version__, seccomp
 from localpool.constants import (
     BASE_PATH,
     DEFAULT_COOLDOWN_SECONDS,
@@ -130,14 +130,15 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface of ``python -m localpool``."""
+def build_parser(prog: str = "python -m localpool") -> argparse.ArgumentParser:
+    """The command-line interface of ``python -m localpool`` (prog "localpool" for the installed command)."""
     parser = argparse.ArgumentParser(
-        prog="python -m localpool",
+        prog=prog,
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s, loopback only)")
     parser.add_argument(
         "--port", type=_port, default=DEFAULT_PORT, help="TCP port (default: %(default)s = any free port)"
@@ -224,9 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m localpool") -> int:
     """Run the local pool until interrupted; returns the process exit code."""
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
         container_type = check_container_type(args.container_type)
@@ -305,6 +306,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         pool.close()
     print("localpool: stopped; all sessions ended.", file=sys.stderr, flush=True)
     return EXIT_OK
+
+
+def console() -> int:
+    """The installed ``localpool`` command (pyproject.toml's [project.scripts])."""
+    return main(prog="localpool")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ from pathlib import Path
 from localpool.constants import ENDPOINT_LINE_PREFIX, TOKEN_ENV_VAR, TOKEN_LINE_PREFIX
 from localpool.tls import CERT_LINE_PREFIX
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The directory that holds the localpool package, from which `python -m localpool` imports this very copy:
+# the checkout, or site-packages when the distribution is installed.
+IMPORT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 10.0
 
@@ -64,7 +66,7 @@ def local_pool_process(
     given = _given_token(args, environment)
     process = subprocess.Popen(  # noqa: S603 - this interpreter and module, arguments from the caller
         [sys.executable, "-m", "localpool", *args],
-        cwd=PROJECT_ROOT,
+        cwd=IMPORT_ROOT,
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

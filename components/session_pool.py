@@ -7,8 +7,6 @@ assignments itself. Nothing is registered while a known input is bad; an input g
 output is checked once it is known, before the resources that use it are created.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Any, TypedDict
 
@@ -28,7 +26,6 @@ from components.settings import (
     CONFIG_NAMESPACE,
     NO_LOCK,
     SETTINGS,
-    Executor,
     PoolSettings,
     check_known,
     parse_settings,
@@ -38,55 +35,46 @@ from components.settings import (
 COMPONENT_TYPE = f"{CONFIG_NAMESPACE}:index:CodeInterpreterPool"
 
 
-class ExecutorArgs(TypedDict):
+class Executor(TypedDict):
     """A principal to grant the Azure ContainerApps Session Executor role on the pool."""
 
     principal_id: pulumi.Input[str]
-    """The principal's Entra ID object id, a GUID (az ad user show / az ad group show / az ad sp show --query id;
-    a managed identity's principalId)."""
+    """The principal's Entra ID object id (a GUID), e.g. a group's id or a managed identity's principalId."""
     principal_type: str
-    """User, Group or ServicePrincipal (managed identities are ServicePrincipal)."""
+    """User, Group or ServicePrincipal (a managed identity is a ServicePrincipal)."""
 
 
 class CodeInterpreterPoolArgs(TypedDict, total=False):
     """The inputs of a CodeInterpreterPool; every one may be left out."""
 
     location: pulumi.Input[str]
-    """Azure region of the pool (and of the resource group it creates), lowercase letters and digits.
-    Default: northcentralus."""
+    """Azure region of the pool and of the group it creates, lowercase letters and digits. Default: northcentralus."""
     container_type: str
     """The pool's built-in code interpreter: NodeLTS, PythonLTS or Shell. Default: NodeLTS."""
     max_sessions: int
     """Most sessions alive at once, 1 to 600 (scaleConfiguration.maxConcurrentSessions). Default: 5."""
     ready_sessions: int
-    """Warm sessions kept ready, 1 to maxSessions (readySessionInstances). Default: unset."""
+    """Sessions kept warm, 1 to maxSessions (scaleConfiguration.readySessionInstances). Default: unset."""
     cooldown_seconds: int
     """Idle seconds before a session is deleted, 300 to 3600 (Timed lifecycle). Default: 300."""
     network_status: str
     """EgressEnabled or EgressDisabled: whether session code may reach the network. Default: EgressDisabled."""
     pool_name: str
-    """The pool's name, ^[a-z][a-z0-9]{2,62}$. Default: <project><stack> with only lowercase letters and
-    digits."""
+    """The pool's name, ^[a-z][a-z0-9]{2,62}$. Default: the project and stack names, letters and digits only."""
     resource_group_name: pulumi.Input[str]
-    """The resource group: 1-90 characters of letters, digits, _ - . ( ), not ending with a period. Default:
-    rg-<project>-<stack>; required when createResourceGroup is false."""
+    """1-90 letters, digits, _ - . ( ), not ending in a period. Default: rg-<project>-<stack>."""
     create_resource_group: bool
-    """True: create the resource group; false: deploy into the existing group resourceGroupName. Default:
-    true."""
-    executors: list[ExecutorArgs]
+    """Create the resource group (true), or deploy into the existing group resourceGroupName (false). Default: true."""
+    executors: list[Executor]
     """Principals granted the Session Executor role on the pool, each once. Default: none."""
     assign_deployer: bool
-    """Grant the identity running the deploy (getClientConfig's objectId) the Session Executor role too.
-    Default: true."""
+    """Grant the identity running the deploy (getClientConfig's objectId) the role too. Default: true."""
     deployer_principal_type: str
-    """The deployer's principal type: User, Group or ServicePrincipal (pipelines deploy as ServicePrincipal).
-    Default: User."""
+    """The deployer's principal type: User, Group or ServicePrincipal (for pipelines). Default: User."""
     tags: dict[str, str]
-    """Tags of the resource group and the pool, merged with managed-by, pulumi-project and pulumi-stack: at
-    most 47, names up to 512 characters without < > % & \\ ? /, values up to 256. Default: none."""
+    """Tags of the group and the pool (with managed-by, pulumi-project, pulumi-stack): at most 47. Default: none."""
     lock: str
-    """A management lock on the created resource group: none, CanNotDelete or ReadOnly (ReadOnly refuses
-    every later change, role assignments included). Default: none."""
+    """A management lock on the group it creates: none, CanNotDelete or ReadOnly. Default: none."""
     protect: bool
     """Protect the resource group and the pool from deletion by Pulumi. Default: false."""
 
@@ -157,9 +145,7 @@ def _is_unknown(value: Any) -> bool:
 
 
 class CodeInterpreterPool(pulumi.ComponentResource):
-    """An Azure Container Apps dynamic-sessions code-interpreter pool (NodeLTS by default) with the Azure
-    ContainerApps Session Executor role granted on the pool only, in a resource group it creates or an
-    existing one, with an optional management lock on the group it creates."""
+    """A dynamic-sessions code-interpreter pool with the Session Executor role granted on the pool only."""
 
     resource_group_name: pulumi.Output[str]
     """The resource group of the pool."""
@@ -168,8 +154,7 @@ class CodeInterpreterPool(pulumi.ComponentResource):
     session_pool_id: pulumi.Output[str]
     """The session pool's Azure resource id (the scope of its role assignments)."""
     pool_management_endpoint: pulumi.Output[str]
-    """The pool management endpoint that clients send code to (POOL_MANAGEMENT_ENDPOINT), with a token for
-    https://dynamicsessions.io."""
+    """The pool management endpoint clients send code to, with a token for https://dynamicsessions.io."""
     location: pulumi.Output[str]
     """The pool's Azure region."""
     container_type: pulumi.Output[str]
@@ -257,14 +242,14 @@ class CodeInterpreterPool(pulumi.ComponentResource):
                 check_not_deployer(index, principal_id, deployer.principal_id, settings.stack, name)
             return principal_id
 
-        grants = [(DEPLOYER_LABEL, deployer)] if deployer else []
+        grants = [(DEPLOYER_LABEL, deployer.principal_id, deployer.principal_type)] if deployer else []
         for index, executor in enumerate(settings.executors):
             principal_id = later.get(f"executors[{index}].principalId", executor.principal_id)
             principal_id = _later(principal_id, lambda known, index=index: not_deployer(index, known))
             # Named by principal when it is known now (stable whatever the order); by position otherwise.
             label = executor.principal_id if isinstance(principal_id, str) else f"executor{index}"
-            grants.append((label, Executor(principal_id, executor.principal_type)))
-        self.role_assignments = [grant(label, who.principal_id, who.principal_type) for label, who in grants]
+            grants.append((label, principal_id, executor.principal_type))
+        self.role_assignments = [grant(*planned) for planned in grants]
 
         # A whole list known later (from another language, holding another resource's output): its grants
         # are declared once it is known, named by position.

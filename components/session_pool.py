@@ -26,7 +26,9 @@ from components.settings import (
     CONFIG_NAMESPACE,
     NO_LOCK,
     SETTINGS,
+    SETTINGS_BY_KEY,
     PoolSettings,
+    SettingsError,
     check_known,
     parse_settings,
 )
@@ -109,8 +111,21 @@ def _placeholder_guid(index: int) -> str:
 def _later(value: Any, check: Callable[[Any], Any]) -> Any:
     """`check(value)` now for a plain value; for an output, once it is known (its result, as an output)."""
     if isinstance(value, pulumi.Output):
-        return value.apply(check)
+        return value.apply(_reported(check))
     return check(value)
+
+
+def _reported(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`function` for an `apply`: a SettingsError it raises stops the deployment as Pulumi's RunError, whose
+    message the CLI shows as it is (a ValueError would come wrapped in the SDK's serialization notes)."""
+
+    def run(value: Any) -> Any:
+        try:
+            return function(value)
+        except SettingsError as error:
+            raise pulumi.RunError(str(error)) from None
+
+    return run
 
 
 def _combine(function: Callable[..., str], *values: pulumi.Input[str]) -> pulumi.Input[str]:
@@ -247,7 +262,7 @@ class CodeInterpreterPool(pulumi.ComponentResource):
             principal_id = later.get(f"executors[{index}].principalId", executor.principal_id)
             principal_id = _later(principal_id, lambda known, index=index: not_deployer(index, known))
             # Named by principal when it is known now (stable whatever the order); by position otherwise.
-            label = executor.principal_id if isinstance(principal_id, str) else f"executor{index}"
+            label = executor.principal_id if isinstance(principal_id, str) else f"{index}"
             grants.append((label, principal_id, executor.principal_type))
         self.role_assignments = [grant(*planned) for planned in grants]
 
@@ -263,14 +278,14 @@ class CodeInterpreterPool(pulumi.ComponentResource):
                 ).executors
                 return [
                     grant(
-                        f"executor{index}",
+                        f"{index}",
                         not_deployer(index, pending.get(index, who.principal_id)),
                         who.principal_type,
                     )
                     for index, who in enumerate(parsed)
                 ]
 
-            later_grants = later["executors"].apply(grant_all)
+            later_grants = later["executors"].apply(_reported(grant_all))
 
         # The lock waits for every other resource: a ReadOnly lock taken earlier would refuse the
         # pool and the role assignments. Pulumi deletes dependents first, so `pulumi destroy`
@@ -316,8 +331,12 @@ class CodeInterpreterPool(pulumi.ComponentResource):
         raw: dict[str, Any] = {}
         later: dict[str, Any] = {}
         for key, python_name in SETTING_OF_INPUT.items():
-            if args.get(python_name) is not None:
-                raw[key] = args[python_name]  # type: ignore[literal-required]
+            value = args.get(python_name)
+            # The provider protocol carries numbers as floats: 5.0 is the 5 the program wrote.
+            if isinstance(value, float) and value.is_integer() and SETTINGS_BY_KEY[key].type == "integer":
+                value = int(value)
+            if value is not None:
+                raw[key] = value
         for key in ("location", "resourceGroupName"):
             if isinstance(raw.get(key), pulumi.Output):
                 later[key] = raw.pop(key)

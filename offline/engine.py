@@ -100,6 +100,8 @@ class ProgramRun:
     registered_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     # What the program logged with pulumi.log.warn.
     warnings: list[str] = field(default_factory=list)
+    # The token of every invoke it made (getClientConfig), in order.
+    invokes: list[str] = field(default_factory=list)
     error: str | None = None
 
     def by_type(self, resource_type: str) -> list[RegisteredResource]:
@@ -120,6 +122,8 @@ class AzureMocks(pulumi.runtime.Mocks):
     def __init__(self, identity: OfflineIdentity, preview: bool = False) -> None:
         self.identity = identity
         self.preview = preview
+        # The token of every invoke the program made, in order.
+        self.invokes: list[str] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         inputs = dict(args.inputs)
@@ -166,6 +170,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         raise EngineError(f"the offline engine does not know how Azure answers a {args.typ}")
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        self.invokes.append(args.token)
         if args.token == GET_CLIENT_CONFIG:
             return {
                 "subscriptionId": self.identity.subscription_id,
@@ -343,4 +348,5 @@ def run_offline(
     contextvars.Context().run(execute)
     run.resources = list(monitor.registrations)
     run.registered_outputs = dict(monitor.registered_outputs)
+    run.invokes = list(mocks.invokes)
     return run

@@ -8,7 +8,7 @@ from pathlib import Path
 # run as `python <this folder> <engine address>`, so its parent is put first on the import path.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from components.package import serve  # noqa: E402
+from components.package import serve
 
 if __name__ == "__main__":
     serve(sys.argv[1:])

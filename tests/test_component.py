@@ -17,8 +17,8 @@ from components.access import role_assignment_name
 from components.azure import (
     RESOURCE_GROUP_TYPE,
     ROLE_ASSIGNMENT_TYPE,
-    SESSION_EXECUTOR_ROLE_ID,
     SESSION_POOL_TYPE,
+    role_definition_id,
 )
 from components.session_pool import COMPONENT_TYPE, CodeInterpreterPool, CodeInterpreterPoolArgs
 from offline.engine import (
@@ -31,7 +31,7 @@ from offline.engine import (
 
 GROUP = "3f2b8c1e-6d4a-4e7b-9a5c-1d2e3f4a5b6c"
 IDENTITY = "0b7c3f2e-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
-EXECUTOR_ROLE = f"/subscriptions/{OFFLINE_SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/{SESSION_EXECUTOR_ROLE_ID}"
+EXECUTOR_ROLE = role_definition_id(OFFLINE_SUBSCRIPTION_ID)
 
 
 def run_pool(

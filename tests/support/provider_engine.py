@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,9 +103,7 @@ class Monitor(resource_pb2_grpc.ResourceMonitorServicer):
         urn = self._urn(request.parent, request.type, request.name)
         with self.lock:
             self.registrations.append(
-                Registration(
-                    request.type, request.name, urn, request.parent, request.custom, inputs, request.protect
-                )
+                Registration(request.type, request.name, urn, request.parent, request.custom, inputs, request.protect)
             )
         args = MockResourceArgs(request.type, request.name, inputs, request.provider, "", request.custom)
         resource_id, state = self.mocks.new_resource(args)
@@ -173,7 +171,8 @@ class Plugin:
         monitor's records start afresh."""
         monitor = self.monitor
         monitor.reset(project, stack, identity)
-        stack_urn = f"urn:pulumi:{monitor.stack}::{monitor.project}::pulumi:pulumi:Stack::{monitor.project}-{monitor.stack}"
+        stack = f"{monitor.project}-{monitor.stack}"
+        stack_urn = f"urn:pulumi:{monitor.stack}::{monitor.project}::{STACK_TYPE}::{stack}"
         request = provider_pb2.ConstructRequest(
             project=monitor.project,
             stack=monitor.stack,

@@ -54,11 +54,11 @@ class DiskUsage:
     problem: str = ""
 
 
-def directory_usage(path: Path, max_entries: int, on_directory: Callable[[int], None] | None = None) -> DiskUsage:
+def directory_usage(path: Path, max_entries: int, on_directory: Callable[[int, bool], None] | None = None) -> DiskUsage:
     """Bytes allocated and entries under path, walked by directory descriptors, links not followed.
 
     Stops once past max_entries. problem is set when part of the tree could not be measured.
-    on_directory: called with the descriptor of every directory walked (the root first) before it is listed.
+    on_directory: called with the descriptor of every directory walked before it is listed, and whether it is the root.
     """
     used = 0
     entries = 0
@@ -67,13 +67,16 @@ def directory_usage(path: Path, max_entries: int, on_directory: Callable[[int], 
     except OSError as error:
         return DiskUsage(0, 0, f"cannot open the session directory: {error.strerror}")
     pending = [root]
+    at_root = True
     problem = ""
     try:
         while pending and entries <= max_entries and not problem:
             fd = pending.pop()
             try:
                 if on_directory is not None:
-                    on_directory(fd)
+                    # Not by number: a later directory's descriptor may reuse the root's once it is closed.
+                    on_directory(fd, at_root)
+                at_root = False
                 with os.scandir(fd) as listing:
                     for entry in listing:
                         entries += 1
@@ -350,6 +353,9 @@ class TreeWatch:
         self._inotify = INotify(nonblocking=True)
         self._lock = threading.Lock()
         self._owners: dict[int, str] = {}
+        # Trees whose root is watched: a root (the session directory, a mount point in the sandbox) is
+        # never replaced while its session lives, so its watch is not added again at every walk.
+        self._roots: dict[str, int] = {}
         self._changed: set[str] = set()
         self._unwatchable: set[str] = set()
 
@@ -358,8 +364,11 @@ class TreeWatch:
         with self._lock:
             self._changed.add(tree)
 
-    def watch_directory(self, tree: str, fd: int) -> None:
-        """Watch the directory open as fd, a part of tree (a directory not watched before changes the tree)."""
+    def watch_directory(self, tree: str, fd: int, *, root: bool = False) -> None:
+        """Watch the directory open as fd, a part of tree (root: its top; a directory not watched before
+        changes the tree)."""
+        if root and tree in self._roots:
+            return
         try:
             wd = self._inotify.add_watch(f"/proc/self/fd/{fd}", _HOLD_EVENTS | inotify_flags.ONLYDIR)
         except (OSError, ValueError):  # ValueError: the pool closed the watch meanwhile
@@ -370,6 +379,8 @@ class TreeWatch:
             if self._owners.get(wd) != tree:
                 self._owners[wd] = tree
                 self._changed.add(tree)
+            if root:
+                self._roots[tree] = wd
 
     def take_changed(self, tree: str) -> bool:
         """Whether tree changed (see the class) since the last call; the next call starts from now."""
@@ -388,6 +399,7 @@ class TreeWatch:
                 self._drain()
             self._changed.discard(tree)
             self._unwatchable.discard(tree)
+            self._roots.pop(tree, None)
             for wd in [wd for wd, owner in self._owners.items() if owner == tree]:
                 del self._owners[wd]
 
@@ -408,6 +420,9 @@ class TreeWatch:
                     continue
                 if event.mask & inotify_flags.IGNORED:
                     del self._owners[event.wd]
+                    if self._roots.get(tree) == event.wd:
+                        del self._roots[tree]
+                        self._changed.add(tree)
                     continue
                 if event.mask & inotify_flags.ISDIR and not event.mask & (
                     inotify_flags.DELETE | inotify_flags.MOVED_FROM | inotify_flags.MOVED_TO

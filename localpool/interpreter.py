@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -28,7 +29,6 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,6 +160,8 @@ class Interpreter:
         # Everything else is dropped, so nothing piles up however much the runner writes.
         self._mailbox = threading.Condition()
         self._expected: str | None = _READY
+        # Request ids only tell this interpreter's replies apart (each sandbox answers one request at a time).
+        self._request_numbers = itertools.count(1)
         self._reply: dict[str, Any] | str | None = None
         self._eof = False
         self._stderr_tail = bytearray()
@@ -355,7 +357,7 @@ class Interpreter:
         "jupyter"), sent with the code.
         """
         started = time.monotonic()
-        request_id = uuid.uuid4().hex
+        request_id = f"{next(self._request_numbers):032x}"
         with self._mailbox:
             self._expected, self._reply = request_id, None
         # What the pipe takes now is written at once; the rest (a busy runner does not read stdin and

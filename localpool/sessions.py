@@ -375,9 +375,11 @@ class SessionManager:
         except OSError:
             return ""  # the session ended and its directory was removed meanwhile
         tree = str(session.workdir)
-        usage = directory_usage(
-            session.workdir, MAX_SESSION_DIRECTORY_ENTRIES, lambda fd: self._watch.watch_directory(tree, fd)
-        )
+
+        def watch(fd: int, root: bool) -> None:
+            self._watch.watch_directory(tree, fd, root=root)
+
+        usage = directory_usage(session.workdir, MAX_SESSION_DIRECTORY_ENTRIES, watch)
         # After the walk: a directory it watched for the first time counts as a change.
         changed = self._watch.take_changed(tree)
         held = DiskUsage(0, 0)

@@ -1,10 +1,8 @@
-"""The Pulumi program: a NodeLTS dynamic-sessions pool, its executor roles, and the stack outputs."""
+"""The Pulumi program: read the stack's config, create one CodeInterpreterPool from it, export its outputs."""
 
 import pulumi
-from pulumi_azure_native import authorization
 
-from components.access import DeploymentIdentity, plan_executor_grants
-from components.session_pool import CodeInterpreterPool, CodeInterpreterPoolArgs
+from components.session_pool import CodeInterpreterPool
 from components.settings import CONFIG_NAMESPACE, SettingsError, parse_settings
 from components.stack_config import read_namespace, unread_keys
 
@@ -15,17 +13,14 @@ for key in unread_keys(CONFIG_NAMESPACE):
         f"no effect; did you mean {CONFIG_NAMESPACE}:{key.split(':', 1)[-1]}? Fix or remove it in the stack file."
     )
 
-# Everything is validated before the first resource is registered: a user mistake stops the
-# program with one message and no traceback, and nothing is half-created.
+# A user mistake stops the program with one message naming the stack's keys, no traceback, and nothing
+# registered: the config is read into the component's arguments (unknown keys and the CLI's strings are the
+# stack's own concerns), and the component checks them again with the deployer's identity before it registers.
 try:
     settings = parse_settings(read_namespace(CONFIG_NAMESPACE), project=pulumi.get_project(), stack=pulumi.get_stack())
-    client = authorization.get_client_config()
-    identity = DeploymentIdentity(subscription_id=client.subscription_id, object_id=client.object_id)
-    grants = plan_executor_grants(settings, identity)
+    pool = CodeInterpreterPool("pool", settings.component_args())
 except SettingsError as error:
-    raise pulumi.RunError(str(error)) from None
-
-pool = CodeInterpreterPool("pool", CodeInterpreterPoolArgs(settings=settings, executor_grants=grants))
+    raise pulumi.RunError(str(error.for_stack(pulumi.get_stack()))) from None
 
 for name, value in pool.outputs.items():
     pulumi.export(name, value)

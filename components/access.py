@@ -1,6 +1,6 @@
 """Who gets the Session Executor role on the pool, and under which deterministic assignment name.
 
-Pure Python: the plan is computed and checked before any resource is registered.
+Pure Python: the component checks the deployer and names each assignment before it registers anything.
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from components.azure import GUID_PATTERN, SESSION_EXECUTOR_ROLE_ID, role_definition_id, session_pool_id
-from components.settings import CONFIG_NAMESPACE, PoolSettings, SettingsError
+from components.azure import GUID_PATTERN, SESSION_EXECUTOR_ROLE_ID
+from components.settings import Executor, PoolSettings, SettingsError
 
 # Namespace of this project's role assignment names (uuid5), so that the same (scope, principal,
 # role) always yields the same name: a second `pulumi up` changes nothing and never collides.
@@ -26,64 +26,53 @@ class DeploymentIdentity:
     object_id: str
 
 
-@dataclass(frozen=True)
-class ExecutorGrant:
-    """One Session Executor role assignment on the pool."""
-
-    label: str
-    principal_id: str
-    principal_type: str
-    assignment_name: str
-    role_definition_id: str
-
-
 def role_assignment_name(scope: str, principal_id: str, role_id: str = SESSION_EXECUTOR_ROLE_ID) -> str:
     """Return the deterministic GUID name of the assignment of `role_id` to a principal at `scope`."""
     key = "|".join(part.lower() for part in (scope, principal_id, role_id))
     return str(uuid.uuid5(ROLE_ASSIGNMENT_NAMESPACE, key))
 
 
-def plan_executor_grants(settings: PoolSettings, identity: DeploymentIdentity) -> tuple[ExecutorGrant, ...]:
-    """List the role assignments the stack needs: the deployer (if asked) and every executor.
+def subscription_of(resource_id: str) -> str:
+    """The subscription id in an Azure resource id (/subscriptions/<id>/...)."""
+    return resource_id.split("/")[2]
 
-    Raises SettingsError when the deployer cannot be granted or is also listed as an executor
-    (Azure would reject the second, identical assignment).
+
+def deployer_executor(
+    settings: PoolSettings, identity: DeploymentIdentity, component: str | None = None
+) -> Executor | None:
+    """The deployer as an executor when assignDeployer asks for it, else None.
+
+    Raises SettingsError when the deployer cannot be granted or is also listed as an executor (Azure
+    would reject the second, identical assignment). Executors known only later are checked with
+    `check_not_deployer` once known.
     """
-    scope = session_pool_id(identity.subscription_id, settings.resource_group_name, settings.pool_name)
-    role_id = role_definition_id(identity.subscription_id)
-    principals: list[tuple[str, str, str]] = []
-    if settings.assign_deployer:
-        if not GUID_PATTERN.fullmatch(identity.object_id or ""):
-            raise SettingsError(
-                [
-                    f"{CONFIG_NAMESPACE}:assignDeployer = true: the object id of the identity running the "
-                    f"deploy is unknown ({identity.object_id!r}); set assignDeployer to false and list "
-                    "the principals under executors instead."
-                ],
-                settings.stack,
-            )
-        deployer = identity.object_id.lower()
-        for index, executor in enumerate(settings.executors):
-            if executor.principal_id == deployer:
-                raise SettingsError(
-                    [
-                        f"{CONFIG_NAMESPACE}:executors[{index}].principalId = {executor.principal_id!r}: "
-                        "this is the identity running the deploy, which assignDeployer already grants; "
-                        "remove it from executors or set assignDeployer to false."
-                    ],
-                    settings.stack,
-                )
-        principals.append((DEPLOYER_LABEL, deployer, settings.deployer_principal_type))
-    principals += [
-        (executor.principal_id, executor.principal_id, executor.principal_type) for executor in settings.executors
-    ]
-    return tuple(
-        ExecutorGrant(
-            label=label,
-            principal_id=principal_id,
-            principal_type=principal_type,
-            assignment_name=role_assignment_name(scope, principal_id),
-            role_definition_id=role_id,
+    if not settings.assign_deployer:
+        return None
+    if not GUID_PATTERN.fullmatch(identity.object_id or ""):
+        raise SettingsError(
+            [
+                f"assignDeployer = true: the object id of the identity running the deploy is unknown "
+                f"({identity.object_id!r}); set assignDeployer to false and list the principals under "
+                "executors instead."
+            ],
+            settings.stack,
+            component=component,
         )
-        for label, principal_id, principal_type in principals
-    )
+    deployer = identity.object_id.lower()
+    for index, executor in enumerate(settings.executors):
+        if isinstance(executor.principal_id, str):
+            check_not_deployer(index, executor.principal_id, deployer, settings.stack, component)
+    return Executor(deployer, settings.deployer_principal_type)
+
+
+def check_not_deployer(index: int, principal_id: str, deployer: str, stack: str, component: str | None) -> None:
+    """Refuse an executor that is the deployer, whom assignDeployer already grants."""
+    if principal_id.lower() == deployer:
+        raise SettingsError(
+            [
+                f"executors[{index}].principalId = {principal_id!r}: this is the identity running the deploy, "
+                "which assignDeployer already grants; remove it from executors or set assignDeployer to false."
+            ],
+            stack,
+            component=component,
+        )

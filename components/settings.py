@@ -14,7 +14,7 @@ import difflib
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,9 @@ MAX_USER_TAGS = MAX_TAGS - len(RESERVED_TAGS)
 NO_LOCK = "none"
 LOCK_CHOICES: tuple[str, ...] = (NO_LOCK, *LOCK_LEVELS)
 
+# The stand-in value of a deferred setting (see parse_settings).
+DEFERRED = "<known later>"
+
 # Keep echoed values short: a message must stay readable when someone pastes a large blob.
 _MAX_SHOWN_VALUE_CHARS = 80
 _POOL_NAME_HASH_CHARS = 6
@@ -61,15 +64,37 @@ _MAX_INTEGER_DIGITS = 18
 
 
 class SettingsError(ValueError):
-    """One or more settings are invalid; the message lists each one, ready to show a person."""
+    """One or more settings are invalid; the message lists each one, ready to show a person.
 
-    def __init__(self, problems: Sequence[str], stack: str | None = None) -> None:
-        self.problems = list(problems)
-        where = f" of stack '{stack}' (Pulumi.{stack}.yaml)" if stack else ""
-        lines = [f"Invalid configuration{where}:"]
+    Each problem is a sentence that starts with the setting's name (`maxSessions = 0: expected ...`). A stack
+    names them by their config key (`dynamic-sessions:maxSessions`) and the stack file; the component
+    (`component=` its resource name) by its input names, for whichever program gave them.
+    """
+
+    def __init__(self, problems: Sequence[str], stack: str | None = None, *, component: str | None = None) -> None:
+        self.bare_problems = list(problems)
+        self.stack = stack
+        self.component = component
+        prefix = "" if component is not None else f"{CONFIG_NAMESPACE}:"
+        self.problems = [f"{prefix}{problem}" for problem in self.bare_problems]
+        if component is not None:
+            lines = [f"Invalid inputs of CodeInterpreterPool '{component}':"]
+            footer = "Fix these in the arguments the program gives the component (docs/component.md)."
+        else:
+            where = f" of stack '{stack}' (Pulumi.{stack}.yaml)" if stack else ""
+            lines = [f"Invalid configuration{where}:"]
+            footer = "Fix these with `pulumi config set <key> <value>` or by editing the stack file."
         lines += [f"  - {problem}" for problem in self.problems]
-        lines.append("Fix these with `pulumi config set <key> <value>` or by editing the stack file.")
+        lines.append(footer)
         super().__init__("\n".join(lines))
+
+    def for_stack(self, stack: str) -> SettingsError:
+        """The same problems, named as a stack's config keys."""
+        return SettingsError(self.bare_problems, stack)
+
+    def property_errors(self) -> list[tuple[str, str]]:
+        """Each problem as (input path, the sentence): what Pulumi's provider protocol reports per property."""
+        return [(problem.split(" = ", 1)[0], problem) for problem in self.bare_problems]
 
 
 @dataclass(frozen=True)
@@ -101,6 +126,33 @@ class PoolSettings:
     protect: bool = False
     # The management lock level on the resource group, or None for no lock.
     lock: str | None = None
+    # False: the pool goes into the existing group resource_group_name, which the stack does not manage.
+    create_resource_group: bool = True
+
+    def component_args(self) -> dict[str, Any]:
+        """These settings as the component's arguments (CodeInterpreterPoolArgs: the Python names)."""
+        args: dict[str, Any] = {
+            "location": self.location,
+            "container_type": self.container_type,
+            "max_sessions": self.max_sessions,
+            "cooldown_seconds": self.cooldown_seconds,
+            "network_status": self.network_status,
+            "pool_name": self.pool_name,
+            "resource_group_name": self.resource_group_name,
+            "create_resource_group": self.create_resource_group,
+            "executors": [
+                {"principal_id": executor.principal_id, "principal_type": executor.principal_type}
+                for executor in self.executors
+            ],
+            "assign_deployer": self.assign_deployer,
+            "deployer_principal_type": self.deployer_principal_type,
+            "tags": dict(self.tags),
+            "lock": self.lock or NO_LOCK,
+            "protect": self.protect,
+        }
+        if self.ready_sessions is not None:
+            args["ready_sessions"] = self.ready_sessions
+        return args
 
     @property
     def resource_tags(self) -> dict[str, str]:
@@ -176,6 +228,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "1-90 characters: letters, digits, _ - . ( ), not ending with a period",
     ),
     SettingSpec(
+        "createResourceGroup",
+        "boolean",
+        True,
+        "true (create the resource group) or false (resourceGroupName names a group that already exists)",
+    ),
+    SettingSpec(
         "executors",
         "list",
         (),
@@ -226,7 +284,7 @@ class _Problems:
         self.items: list[str] = []
 
     def add(self, key: str, value: Any, expected: str) -> None:
-        self.items.append(f"{CONFIG_NAMESPACE}:{key} = {_show(value)}: expected {expected}.")
+        self.items.append(f"{key} = {_show(value)}: expected {expected}.")
 
 
 def _show(value: Any) -> str:
@@ -334,13 +392,7 @@ def _parse_executors(problems: _Problems, items: list[Any]) -> tuple[Executor, .
         if unknown:
             problems.add(key, item, f"only the keys principalId and principalType (unknown: {', '.join(unknown)})")
         principal_id = item.get("principalId")
-        if not isinstance(principal_id, str) or not GUID_PATTERN.fullmatch(principal_id):
-            problems.add(
-                f"{key}.principalId",
-                principal_id,
-                "an Entra ID object id GUID like 00000000-0000-0000-0000-000000000000 "
-                "(az ad user show / az ad group show / az ad sp show --query id)",
-            )
+        if not _check_principal_id(problems, f"{key}.principalId", principal_id):
             continue
         principal_type = item.get("principalType")
         if not isinstance(principal_type, str):
@@ -358,6 +410,47 @@ def _parse_executors(problems: _Problems, items: list[Any]) -> tuple[Executor, .
         seen[normalized] = index
         executors.append(Executor(normalized, principal_type))
     return tuple(executors)
+
+
+def _check_principal_id(problems: _Problems, key: str, principal_id: Any) -> bool:
+    if isinstance(principal_id, str) and GUID_PATTERN.fullmatch(principal_id):
+        return True
+    problems.add(
+        key,
+        principal_id,
+        "an Entra ID object id GUID like 00000000-0000-0000-0000-000000000000 "
+        "(az ad user show / az ad group show / az ad sp show --query id)",
+    )
+    return False
+
+
+def _check_location(problems: _Problems, location: Any) -> None:
+    if not isinstance(location, str):
+        problems.add("location", location, SETTINGS_BY_KEY["location"].allowed)
+    elif not LOCATION_PATTERN.fullmatch(location):
+        compact = re.sub(r"[\s_-]", "", location.lower())
+        hint = f" (did you mean {compact}?)" if LOCATION_PATTERN.fullmatch(compact) else ""
+        problems.add("location", location, SETTINGS_BY_KEY["location"].allowed + hint)
+
+
+def _check_group_name(problems: _Problems, name: Any) -> None:
+    if not isinstance(name, str) or not RESOURCE_GROUP_NAME_PATTERN.fullmatch(name) or name.endswith("."):
+        problems.add("resourceGroupName", name, SETTINGS_BY_KEY["resourceGroupName"].allowed)
+
+
+def check_known(key: str, value: Any, *, stack: str, component: str | None = None) -> str:
+    """Check one setting that became known later (`location`, `resourceGroupName` or
+    `executors[<i>].principalId`) with the same rule and message as parse_settings; return it as used."""
+    problems = _Problems()
+    if key == "location":
+        _check_location(problems, value)
+    elif key == "resourceGroupName":
+        _check_group_name(problems, value)
+    elif _check_principal_id(problems, key, value):
+        value = value.lower()
+    if problems.items:
+        raise SettingsError(problems.items, stack, component=component)
+    return value
 
 
 def _parse_tags(problems: _Problems, tags: dict[Any, Any]) -> dict[str, str]:
@@ -393,10 +486,20 @@ def _parse_tags(problems: _Problems, tags: dict[Any, Any]) -> dict[str, str]:
     return parsed
 
 
-def parse_settings(raw: Mapping[str, Any], *, project: str, stack: str) -> PoolSettings:
+def parse_settings(
+    raw: Mapping[str, Any],
+    *,
+    project: str,
+    stack: str,
+    deferred: Collection[str] = (),
+    component: str | None = None,
+) -> PoolSettings:
     """Validate a stack's raw config (keys without the namespace) and return its settings.
 
-    Raises SettingsError naming every bad key, its value and what is allowed.
+    `deferred` names settings that are given but known only later (another resource's output, for the
+    component): they are not checked here, count as set, and keep a stand-in value the caller replaces.
+    Raises SettingsError naming every bad key, its value and what is allowed (as the component's inputs
+    when `component` names it).
     """
     problems = _Problems()
     for key in sorted(set(raw) - set(SETTINGS_BY_KEY)):
@@ -417,10 +520,8 @@ def parse_settings(raw: Mapping[str, Any], *, project: str, stack: str) -> PoolS
             values[spec.key] = spec.default
 
     location = values["location"]
-    if not LOCATION_PATTERN.fullmatch(location):
-        compact = re.sub(r"[\s_-]", "", location.lower())
-        hint = f" (did you mean {compact}?)" if LOCATION_PATTERN.fullmatch(compact) else ""
-        problems.add("location", location, SETTINGS_BY_KEY["location"].allowed + hint)
+    if "location" not in deferred:
+        _check_location(problems, location)
 
     container_type = _choice(problems, "containerType", values["containerType"], CONTAINER_TYPES)
     network_status = _choice(problems, "networkStatus", values["networkStatus"], NETWORK_STATUSES)
@@ -446,16 +547,33 @@ def parse_settings(raw: Mapping[str, Any], *, project: str, stack: str) -> PoolS
     if not POOL_NAME_PATTERN.fullmatch(pool_name):
         problems.add("poolName", pool_name, SETTINGS_BY_KEY["poolName"].allowed)
     group_name = values["resourceGroupName"]
-    if group_name is None:
+    create_group = values["createResourceGroup"]
+    if "resourceGroupName" in deferred:
+        group_name = DEFERRED
+    elif group_name is None and not create_group:
+        problems.add(
+            "resourceGroupName",
+            None,
+            "the name of the existing resource group to deploy into, since createResourceGroup is false",
+        )
+        group_name = DEFERRED
+    elif group_name is None:
         group_name = default_resource_group_name(project, stack)
-    if not RESOURCE_GROUP_NAME_PATTERN.fullmatch(group_name) or group_name.endswith("."):
-        problems.add("resourceGroupName", group_name, SETTINGS_BY_KEY["resourceGroupName"].allowed)
+    if group_name is not DEFERRED:
+        _check_group_name(problems, group_name)
+    if not create_group and lock != NO_LOCK:
+        problems.add(
+            "lock",
+            lock,
+            "none when createResourceGroup is false: the lock is on the resource group, which belongs to "
+            "whoever created it (lock it there)",
+        )
 
     executors = _parse_executors(problems, list(values["executors"]))
     tags = _parse_tags(problems, dict(values["tags"]))
 
     if problems.items:
-        raise SettingsError(problems.items, stack)
+        raise SettingsError(problems.items, stack, component=component)
     return PoolSettings(
         project=project,
         stack=stack,
@@ -473,4 +591,5 @@ def parse_settings(raw: Mapping[str, Any], *, project: str, stack: str) -> PoolS
         tags=tags,
         protect=values["protect"],
         lock=None if lock == NO_LOCK else lock,
+        create_resource_group=create_group,
     )

@@ -19,7 +19,7 @@ import json
 import logging
 import runpy
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from components.azure import (
     resource_group_id,
     session_pool_id,
 )
-from components.settings import CONFIG_NAMESPACE
+from components.settings import CONFIG_NAMESPACE, SettingsError
 from offline.stack_file import StackFileError, read_stack_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +100,8 @@ class ProgramRun:
     registered_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     # What the program logged with pulumi.log.warn.
     warnings: list[str] = field(default_factory=list)
+    # The token of every invoke it made (getClientConfig), in order.
+    invokes: list[str] = field(default_factory=list)
     error: str | None = None
 
     def by_type(self, resource_type: str) -> list[RegisteredResource]:
@@ -120,6 +122,8 @@ class AzureMocks(pulumi.runtime.Mocks):
     def __init__(self, identity: OfflineIdentity, preview: bool = False) -> None:
         self.identity = identity
         self.preview = preview
+        # The token of every invoke the program made, in order.
+        self.invokes: list[str] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         inputs = dict(args.inputs)
@@ -166,6 +170,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         raise EngineError(f"the offline engine does not know how Azure answers a {args.typ}")
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        self.invokes.append(args.token)
         if args.token == GET_CLIENT_CONFIG:
             return {
                 "subscriptionId": self.identity.subscription_id,
@@ -287,6 +292,27 @@ def run_program(
     cli_config = {
         key if ":" in key else f"{CONFIG_NAMESPACE}:{key}": as_cli_value(key, value) for key, value in values.items()
     }
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
+
+    def body() -> dict[str, Any]:
+        runpy.run_path(str(program_file), run_name="__main__")
+        return stack_outputs()
+
+    return run_offline(body, stack, cli_config, preview=preview, identity=identity)
+
+
+def run_offline(
+    body: Callable[[], Mapping[str, Any]],
+    stack: str,
+    config: Mapping[str, str] | None = None,
+    *,
+    preview: bool = False,
+    identity: OfflineIdentity | None = None,
+) -> ProgramRun:
+    """Run `body` as a Pulumi program of this project under the mock engine; it returns the values to
+    resolve as the run's outputs (a program: its exports). A RunError or a SettingsError it raises is
+    returned in `error`."""
     mocks = AzureMocks(identity or OfflineIdentity(), preview=preview)
     monitor = RecordingMonitor(mocks)
     run = ProgramRun(stack=stack)
@@ -294,13 +320,10 @@ def run_program(
     # registered with logging, so nothing else sees it) keeps this run's warnings.
     logger = logging.Logger(f"{__name__}.run")
     logger.addHandler(_WarningsTo(run.warnings))
-    if str(project_dir) not in sys.path:
-        sys.path.insert(0, str(project_dir))
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[list[Any]]:
-        runpy.run_path(str(program_file), run_name="__main__")
-        exported = stack_outputs()
+        exported = body()
         # An output unknown under preview stays None: its apply never runs.
         run.outputs = dict.fromkeys(exported)
         resolved = [
@@ -315,14 +338,15 @@ def run_program(
         pulumi.runtime.set_mocks(
             mocks, project=PROJECT_NAME, stack=stack, preview=preview, logger=logger, monitor=monitor
         )
-        pulumi.runtime.set_all_config(cli_config)
+        pulumi.runtime.set_all_config(dict(config or {}))
         try:
             program()
-        except pulumi.RunError as error:
+        except (pulumi.RunError, SettingsError) as error:
             run.error = str(error)
             run.outputs = {}
 
     contextvars.Context().run(execute)
     run.resources = list(monitor.registrations)
     run.registered_outputs = dict(monitor.registered_outputs)
+    run.invokes = list(mocks.invokes)
     return run

@@ -254,6 +254,13 @@ BAD_SETTINGS: list[tuple[dict[str, Any], str, str]] = [
     ({"lock": "NotSpecified"}, "lock", "one of none, CanNotDelete, ReadOnly"),
     ({"lock": "CanNotDelete "}, "lock", "ReadOnly also refuses every later change"),
     ({"lock": True}, "lock", "one of none, CanNotDelete, ReadOnly"),
+    ({"createResourceGroup": "no"}, "createResourceGroup", "resourceGroupName names a group that already exists"),
+    ({"createResourceGroup": False}, "resourceGroupName", "the name of the existing resource group"),
+    (
+        {"createResourceGroup": False, "resourceGroupName": "rg-shared", "lock": "CanNotDelete"},
+        "lock",
+        "none when createResourceGroup is false",
+    ),
 ]
 
 

@@ -350,7 +350,11 @@ class TreeWatch:
     """
 
     def __init__(self) -> None:
-        self._inotify = INotify(nonblocking=True)
+        # Without an inotify instance (the user's limit reached) every tree counts as changed at every check.
+        try:
+            self._inotify: INotify | None = INotify(nonblocking=True)
+        except OSError:
+            self._inotify = None
         self._lock = threading.Lock()
         self._owners: dict[int, str] = {}
         # Trees whose root is watched: a root (the session directory, a mount point in the sandbox) is
@@ -367,7 +371,7 @@ class TreeWatch:
     def watch_directory(self, tree: str, fd: int, *, root: bool = False) -> None:
         """Watch the directory open as fd, a part of tree (root: its top; a directory not watched before
         changes the tree)."""
-        if root and tree in self._roots:
+        if (root and tree in self._roots) or self._inotify is None:
             return
         try:
             wd = self._inotify.add_watch(f"/proc/self/fd/{fd}", _HOLD_EVENTS | inotify_flags.ONLYDIR)
@@ -385,7 +389,7 @@ class TreeWatch:
     def take_changed(self, tree: str) -> bool:
         """Whether tree changed (see the class) since the last call; the next call starts from now."""
         with self._lock:
-            if self._inotify.closed:
+            if self._inotify is None or self._inotify.closed:
                 return True
             self._drain()
             changed = tree in self._changed or tree in self._unwatchable
@@ -395,7 +399,7 @@ class TreeWatch:
     def forget(self, tree: str) -> None:
         """Stop tracking a tree that was removed (its watches end with its directories)."""
         with self._lock:
-            if not self._inotify.closed:
+            if self._inotify is not None and not self._inotify.closed:
                 self._drain()
             self._changed.discard(tree)
             self._unwatchable.discard(tree)
@@ -406,10 +410,12 @@ class TreeWatch:
     def close(self) -> None:
         """Release the inotify instance."""
         with self._lock:
-            self._inotify.close()
+            if self._inotify is not None:
+                self._inotify.close()
 
     def _drain(self) -> None:
         """Read every queued event, marking the trees they concern as changed (called with the lock held)."""
+        assert self._inotify is not None
         while events := self._inotify.read(timeout=0):
             for event in events:
                 if event.mask & inotify_flags.Q_OVERFLOW:

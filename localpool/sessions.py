@@ -190,6 +190,9 @@ class Session:
     # Whether the sandbox's processes were last inspected completely and held no deleted file of the
     # session: then, while the tree's watch reports no change, they need not be inspected again.
     held_nothing: bool = False
+    # One disk check of the session at a time (the periodic one and the one before an answer): a check
+    # that finds no change must not answer while another, which took the change, is still measuring.
+    disk_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, execution: Execution) -> None:
         """Remember an execution for GET /executions/<id>, forgetting the oldest finished ones."""
@@ -545,9 +548,10 @@ class SessionManager:
 
     def end_if_over_disk_limit(self, session: Session, *, force: bool = False) -> None:
         """End the session if its files are over the disk limit (see disk_breach; force: even if nothing ran)."""
-        breach = self.disk_breach(session, force=force)
-        if breach:
-            self._end_for_breach(session, breach)
+        with session.disk_lock:
+            breach = self.disk_breach(session, force=force)
+            if breach:
+                self._end_for_breach(session, breach)
 
     def _end_for_breach(self, session: Session, breach: str) -> None:
         """End a session that broke a limit; its identifier starts a new session next time."""

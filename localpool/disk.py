@@ -12,8 +12,10 @@ so its total size is measured rather than reserved. The measurement is made to b
   through ``/proc/<pid>/fd`` and ``/proc/<pid>/maps`` of every process of the sandbox.
 
 It runs as every execution finishes, so it is kept cheap: /proc is read in one pass with few system
-calls, and a process whose threads have not run since it was last inspected (bwrap and its init,
-waiting on their child) is not inspected again while it held nothing deleted.
+calls, a process whose threads have not run since it was last inspected (bwrap and its init,
+waiting on their child) is not inspected again while it held nothing deleted, and the sandbox's
+processes are not inspected at all while an inotify watch on every directory of the tree says no
+file in it can have become a held deleted one (TreeWatch).
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ import errno
 import os
 import stat
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
+
+from inotify_simple import INotify
+from inotify_simple import flags as inotify_flags
 
 # How the session directory and its subdirectories are opened: never through a link.
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -49,10 +54,11 @@ class DiskUsage:
     problem: str = ""
 
 
-def directory_usage(path: Path, max_entries: int) -> DiskUsage:
+def directory_usage(path: Path, max_entries: int, on_directory: Callable[[int, bool], None] | None = None) -> DiskUsage:
     """Bytes allocated and entries under path, walked by directory descriptors, links not followed.
 
     Stops once past max_entries. problem is set when part of the tree could not be measured.
+    on_directory: called with the descriptor of every directory walked before it is listed, and whether it is the root.
     """
     used = 0
     entries = 0
@@ -61,11 +67,16 @@ def directory_usage(path: Path, max_entries: int) -> DiskUsage:
     except OSError as error:
         return DiskUsage(0, 0, f"cannot open the session directory: {error.strerror}")
     pending = [root]
+    at_root = True
     problem = ""
     try:
         while pending and entries <= max_entries and not problem:
             fd = pending.pop()
             try:
+                if on_directory is not None:
+                    # Not by number: a later directory's descriptor may reuse the root's once it is closed.
+                    on_directory(fd, at_root)
+                at_root = False
                 with os.scandir(fd) as listing:
                     for entry in listing:
                         entries += 1
@@ -318,3 +329,109 @@ def held_deleted_bytes(
         for inode, size in held.items():
             sizes[inode] = max(sizes.get(inode, 0), size)
     return DiskUsage(sum(sizes.values()), len(sizes))
+
+
+# What makes a file of a watched directory a deleted one someone may hold: unlinking it, renaming
+# another over it (or it away), and an open, since O_TMPFILE makes a file that never had a name (its
+# open is reported to the directory, as "#<inode>").
+_HOLD_EVENTS = inotify_flags.DELETE | inotify_flags.MOVED_FROM | inotify_flags.MOVED_TO | inotify_flags.OPEN
+
+
+class TreeWatch:
+    """Tells whether a file of a session's tree can have become a deleted one a sandbox holds, so the
+    sandbox's /proc entries (descriptors, mappings) need not be read after every execution.
+
+    One inotify instance for the pool, a watch on every directory of each tree (added as the tree is
+    walked: watch_directory). A tree is changed from its first check on until take_changed() is called
+    with no deletion, rename or file open reported in any of its directories since the last call, and
+    no directory newly watched (an unlink there before its watch existed is not reported). A watch that
+    cannot be added (the user's inotify limit), or an overflowed event queue, makes the tree changed for
+    good or once, i.e. the sandbox is inspected as before.
+    """
+
+    def __init__(self) -> None:
+        # Without an inotify instance (the user's limit reached) every tree counts as changed at every check.
+        try:
+            self._inotify: INotify | None = INotify(nonblocking=True)
+        except OSError:
+            self._inotify = None
+        self._lock = threading.Lock()
+        self._owners: dict[int, str] = {}
+        # Trees whose root is watched: a root (the session directory, a mount point in the sandbox) is
+        # never replaced while its session lives, so its watch is not added again at every walk.
+        self._roots: dict[str, int] = {}
+        self._changed: set[str] = set()
+        self._unwatchable: set[str] = set()
+
+    def start(self, tree: str) -> None:
+        """Begin watching a new tree (its directories are added by watch_directory): changed until checked."""
+        with self._lock:
+            self._changed.add(tree)
+
+    def watch_directory(self, tree: str, fd: int, *, root: bool = False) -> None:
+        """Watch the directory open as fd, a part of tree (root: its top; a directory not watched before
+        changes the tree)."""
+        if (root and tree in self._roots) or self._inotify is None:
+            return
+        try:
+            wd = self._inotify.add_watch(f"/proc/self/fd/{fd}", _HOLD_EVENTS | inotify_flags.ONLYDIR)
+        except (OSError, ValueError):  # ValueError: the pool closed the watch meanwhile
+            with self._lock:
+                self._unwatchable.add(tree)
+            return
+        with self._lock:
+            if self._owners.get(wd) != tree:
+                self._owners[wd] = tree
+                self._changed.add(tree)
+            if root:
+                self._roots[tree] = wd
+
+    def take_changed(self, tree: str) -> bool:
+        """Whether tree changed (see the class) since the last call; the next call starts from now."""
+        with self._lock:
+            if self._inotify is None or self._inotify.closed:
+                return True
+            self._drain()
+            changed = tree in self._changed or tree in self._unwatchable
+            self._changed.discard(tree)
+            return changed
+
+    def forget(self, tree: str) -> None:
+        """Stop tracking a tree that was removed (its watches end with its directories)."""
+        with self._lock:
+            if self._inotify is not None and not self._inotify.closed:
+                self._drain()
+            self._changed.discard(tree)
+            self._unwatchable.discard(tree)
+            self._roots.pop(tree, None)
+            for wd in [wd for wd, owner in self._owners.items() if owner == tree]:
+                del self._owners[wd]
+
+    def close(self) -> None:
+        """Release the inotify instance."""
+        with self._lock:
+            if self._inotify is not None:
+                self._inotify.close()
+
+    def _drain(self) -> None:
+        """Read every queued event, marking the trees they concern as changed (called with the lock held)."""
+        assert self._inotify is not None
+        while events := self._inotify.read(timeout=0):
+            for event in events:
+                if event.mask & inotify_flags.Q_OVERFLOW:
+                    self._changed.update(self._owners.values())
+                    continue
+                tree = self._owners.get(event.wd)
+                if tree is None:
+                    continue
+                if event.mask & inotify_flags.IGNORED:
+                    del self._owners[event.wd]
+                    if self._roots.get(tree) == event.wd:
+                        del self._roots[tree]
+                        self._changed.add(tree)
+                    continue
+                if event.mask & inotify_flags.ISDIR and not event.mask & (
+                    inotify_flags.DELETE | inotify_flags.MOVED_FROM | inotify_flags.MOVED_TO
+                ):
+                    continue  # a directory opened (the walk itself): no file can become held by that
+                self._changed.add(tree)

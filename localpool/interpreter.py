@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -28,7 +29,6 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,8 +158,13 @@ class Interpreter:
         self._marker = secrets.token_hex(FRAME_MARKER_BYTES)
         # The one message the reader may deliver: the reply to the awaited request (or "ready").
         # Everything else is dropped, so nothing piles up however much the runner writes.
-        self._mailbox = threading.Condition()
+        # A plain lock guards the mailbox; the awaiting thread sleeps on a one-shot lock of its own that
+        # the reader releases (one wake-up per reply, fewer hand-offs than a Condition's wait).
+        self._mailbox = threading.Lock()
+        self._waiter: threading.Lock | None = None
         self._expected: str | None = _READY
+        # Request ids only tell this interpreter's replies apart (each sandbox answers one request at a time).
+        self._request_numbers = itertools.count(1)
         self._reply: dict[str, Any] | str | None = None
         self._eof = False
         self._stderr_tail = bytearray()
@@ -206,6 +211,7 @@ class Interpreter:
                 self.close()
                 raise InterpreterError(f"The session sandbox's network could not be set up: {error}.") from error
         assert self._process.stdout is not None and self._process.stderr is not None
+        self._expect(_READY)
         threading.Thread(target=self._read_messages, args=(self._process.stdout,), daemon=True).start()
         threading.Thread(target=self._read_stderr, args=(self._process.stderr,), daemon=True).start()
         self._await_ready()
@@ -273,12 +279,28 @@ class Interpreter:
         finally:
             os.close(fd)
 
+    def _expect(self, expected: str) -> None:
+        """Await the message for expected (a request id, or _READY) from now on."""
+        waiter = threading.Lock()
+        waiter.acquire()
+        with self._mailbox:
+            self._expected, self._reply, self._waiter = expected, None, waiter
+
+    def _wake(self) -> None:
+        """Wake the awaiting thread, once (called with the mailbox held)."""
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            waiter.release()
+
     def _await_reply(self, deadline: float) -> object:
         """The awaited message (a dict), what was wrong with a broken one (a str), _EOF, or None at the deadline."""
         with self._mailbox:
-            self._mailbox.wait_for(lambda: self._reply is not None or self._eof, max(0.0, deadline - time.monotonic()))
+            waiter = self._waiter if self._reply is None and not self._eof else None
+        if waiter is not None:
+            waiter.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        with self._mailbox:
             reply = self._reply if self._reply is not None else (_EOF if self._eof else None)
-            self._expected, self._reply = None, None
+            self._expected, self._reply, self._waiter = None, None, None
             return reply
 
     def _await_ready(self) -> None:
@@ -305,7 +327,7 @@ class Interpreter:
         stream.close()
         with self._mailbox:
             self._eof = True
-            self._mailbox.notify_all()
+            self._wake()
 
     def _deliver(self, frame: bytes | None) -> None:
         """Hand a marked message to the waiting execute() if it is the one awaited; drop it otherwise."""
@@ -333,7 +355,7 @@ class Interpreter:
         with self._mailbox:
             if self._expected == expected and self._reply is None:
                 self._reply = reply
-                self._mailbox.notify_all()
+                self._wake()
 
     def _read_stderr(self, stream: IO[bytes]) -> None:
         """Keep the tail of the process's own stderr (V8's out-of-memory report lands here)."""
@@ -355,9 +377,8 @@ class Interpreter:
         "jupyter"), sent with the code.
         """
         started = time.monotonic()
-        request_id = uuid.uuid4().hex
-        with self._mailbox:
-            self._expected, self._reply = request_id, None
+        request_id = f"{next(self._request_numbers):032x}"
+        self._expect(request_id)
         # What the pipe takes now is written at once; the rest (a busy runner does not read stdin and
         # the pipe holds 64 KiB) by a thread beside the deadline, which starts before the write: an
         # overrun kills the sandbox either way.

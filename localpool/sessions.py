@@ -29,7 +29,15 @@ from localpool.constants import (
     SESSION_HEAP_MB,
     SESSION_MOUNT_POINT,
 )
-from localpool.disk import HeldFiles, SandboxSnapshot, directory_usage, held_deleted_bytes, sandbox_snapshot
+from localpool.disk import (
+    DiskUsage,
+    HeldFiles,
+    SandboxSnapshot,
+    TreeWatch,
+    directory_usage,
+    held_deleted_bytes,
+    sandbox_snapshot,
+)
 from localpool.files import SessionFiles
 from localpool.interpreter import Interpreter, InterpreterError, RunOutcome, Runtime
 from localpool.sandbox import Sandbox
@@ -179,6 +187,12 @@ class Session:
     # What each sandbox process held deleted when last inspected (see held_deleted_bytes); emptied
     # when the server changes the directory (a file it deletes may be held open by the sandbox).
     held_files: HeldFiles = field(default_factory=HeldFiles)
+    # Whether the sandbox's processes were last inspected completely and held no deleted file of the
+    # session: then, while the tree's watch reports no change, they need not be inspected again.
+    held_nothing: bool = False
+    # One disk check of the session at a time (the periodic one and the one before an answer): a check
+    # that finds no change must not answer while another, which took the change, is still measuring.
+    disk_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, execution: Execution) -> None:
         """Remember an execution for GET /executions/<id>, forgetting the oldest finished ones."""
@@ -220,6 +234,7 @@ class SessionManager:
             shutil.rmtree(self.root, ignore_errors=True)
             raise
         self._queued = 0
+        self._watch = TreeWatch()
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -286,6 +301,8 @@ class SessionManager:
     def _new_directory(self) -> Path:
         """A fresh session directory, owned by the sandbox's user."""
         workdir = Path(tempfile.mkdtemp(prefix="session-", dir=self.root))
+        # Watched before any sandbox can write in it (its directories are watched as they are walked).
+        self._watch.start(str(workdir))
         self.sandbox.prepare_directory(workdir)
         return workdir
 
@@ -312,6 +329,7 @@ class SessionManager:
         def changed() -> None:
             session.disk_checked = None
             session.held_files = HeldFiles()
+            session.held_nothing = False
 
         return SessionFiles(
             session.workdir,
@@ -344,20 +362,35 @@ class SessionManager:
         Counted: the session directory (walked by descriptors; a part that cannot be measured is a
         breach) and the files its sandbox keeps open or mapped after deleting them. Skipped, unless
         force, when no thread of the sandbox has run since the last measurement within the limit and
-        nothing was uploaded or deleted since: then nothing can have changed. Of the sandbox's
-        processes, only those that ran (or held deleted files) are inspected again.
+        nothing was uploaded or deleted since: then nothing can have changed. The sandbox's processes
+        are inspected only when a file of the tree can have become a held deleted one (see TreeWatch)
+        or they held one last time, and of them only those that ran (or held deleted files).
         """
-        snapshot, launcher = self._sandbox(session)
-        seen = snapshot.activity
-        if seen == session.disk_checked and not force:
-            return ""
+        snapshot: SandboxSnapshot | None = None
+        launcher: list[int] = []
+        if not force:
+            snapshot, launcher = self._sandbox(session)
+            if snapshot.activity == session.disk_checked:
+                return ""
         limit = self.sandbox.limits.disk_bytes
         try:
             device = os.stat(session.workdir).st_dev
         except OSError:
             return ""  # the session ended and its directory was removed meanwhile
-        usage = directory_usage(session.workdir, MAX_SESSION_DIRECTORY_ENTRIES)
-        held = held_deleted_bytes(snapshot, device, skip=launcher, known=session.held_files)
+        tree = str(session.workdir)
+
+        def watch(fd: int, root: bool) -> None:
+            self._watch.watch_directory(tree, fd, root=root)
+
+        usage = directory_usage(session.workdir, MAX_SESSION_DIRECTORY_ENTRIES, watch)
+        # After the walk: a directory it watched for the first time counts as a change.
+        changed = self._watch.take_changed(tree)
+        held = DiskUsage(0, 0)
+        if changed or not session.held_nothing:
+            if snapshot is None:
+                snapshot, launcher = self._sandbox(session)
+            held = held_deleted_bytes(snapshot, device, skip=launcher, known=session.held_files)
+            session.held_nothing = not held.problem and not held.entries
         over = (
             f"{self.sandbox.limits.disk_mb} MiB or {MAX_SESSION_DIRECTORY_ENTRIES} entries"
             if not (usage.problem or held.problem)
@@ -373,7 +406,8 @@ class SessionManager:
                 f"The session's files in {SESSION_MOUNT_POINT} went over its disk limit of {over}, so the session "
                 "was ended and its files removed; the next execution starts a new session."
             )
-        session.disk_checked = seen
+        # Without a snapshot (nothing inspected) the next periodic check measures again.
+        session.disk_checked = snapshot.activity if snapshot is not None else None
         return ""
 
     def describe(self, session: Session) -> SessionInfo:
@@ -484,6 +518,7 @@ class SessionManager:
             session.interpreter.close()
             session.interpreter = None
         shutil.rmtree(session.workdir, ignore_errors=True)
+        self._watch.forget(str(session.workdir))
 
     # -- background threads ---------------------------------------------------------------------
 
@@ -513,9 +548,10 @@ class SessionManager:
 
     def end_if_over_disk_limit(self, session: Session, *, force: bool = False) -> None:
         """End the session if its files are over the disk limit (see disk_breach; force: even if nothing ran)."""
-        breach = self.disk_breach(session, force=force)
-        if breach:
-            self._end_for_breach(session, breach)
+        with session.disk_lock:
+            breach = self.disk_breach(session, force=force)
+            if breach:
+                self._end_for_breach(session, breach)
 
     def _end_for_breach(self, session: Session, breach: str) -> None:
         """End a session that broke a limit; its identifier starts a new session next time."""
@@ -542,6 +578,7 @@ class SessionManager:
             except InterpreterError:
                 # Without a spare, sessions start their own interpreter (and report any failure).
                 shutil.rmtree(workdir, ignore_errors=True)
+                self._watch.forget(str(workdir))
                 continue
             with self._lock:
                 if not self._closed.is_set() and self._spare is None:
@@ -549,6 +586,7 @@ class SessionManager:
             if spare is not None:
                 spare.close()
                 shutil.rmtree(workdir, ignore_errors=True)
+                self._watch.forget(str(workdir))
 
     def close(self) -> None:
         """End every session, stop the spare and remove the pool's temporary directory."""
@@ -566,5 +604,6 @@ class SessionManager:
             spare.close()
         for thread in self._threads:
             thread.join()
+        self._watch.close()
         with contextlib.suppress(OSError):
             shutil.rmtree(self.root)

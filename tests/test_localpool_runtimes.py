@@ -500,6 +500,82 @@ def test_files_held_only_by_mappings_count_against_the_disk_limit(python_pool: L
     assert_hello_world(python_pool)
 
 
+# Files that become held deleted ones in an execution that returns at once, after executions that
+# held nothing (so the pool stopped inspecting the sandbox's descriptors and mappings until its watch
+# on the session's directories reports a change): (what the quiet executions set up, what the last
+# one does); each of the two files is 60 % of the limit.
+_HELD_AFTER_QUIET = {
+    # Never named: O_TMPFILE (its open is all the directory sees).
+    "tmpfile": (
+        "",
+        """
+kept = []
+for _ in range(2):
+    fd = os.open('.', os.O_TMPFILE | os.O_WRONLY, 0o600)
+    os.write(fd, chunk)
+    kept.append(fd)
+""",
+    ),
+    # Unlinked in a directory made by the same execution (not watched yet when it is unlinked).
+    "unlinked-in-a-new-directory": (
+        "",
+        """
+os.makedirs('new/deeper')
+kept = []
+for i in range(2):
+    fd = os.open(f'new/deeper/f{i}', os.O_CREAT | os.O_WRONLY, 0o600)
+    os.write(fd, chunk)
+    os.unlink(f'new/deeper/f{i}')
+    kept.append(fd)
+""",
+    ),
+    # Opened by earlier executions; the last writes through the descriptors and unlinks the names.
+    "unlinked-later": (
+        """
+if 'kept' not in globals():
+    os.mkdir('sub')
+    kept = [open(name, 'wb') for name in ('f0', 'sub/f1')]
+""",
+        """
+for f in kept:
+    f.write(chunk)
+    f.flush()
+os.unlink('f0')
+os.unlink('sub/f1')
+""",
+    ),
+    # Held open by earlier executions, replaced by a rename in the last: the directory keeps one file,
+    # the descriptor the other.
+    "renamed-over": (
+        """
+if 'kept' not in globals():
+    with open('a', 'wb') as f:
+        f.write(chunk)
+    kept = [open('a', 'rb'), open('b', 'wb')]
+""",
+        """
+kept[1].write(chunk)
+kept[1].flush()
+os.rename('b', 'a')
+""",
+    ),
+}
+
+
+@pytest.mark.parametrize(("setup", "hold"), _HELD_AFTER_QUIET.values(), ids=_HELD_AFTER_QUIET.keys())
+def test_a_file_held_after_quiet_executions_is_counted_before_the_answer(
+    python_pool: LocalPool, setup: str, hold: str
+) -> None:
+    identifier = new_identifier("quiet")
+    size = SMALL_DISK_MB * 1024 * 1024 * 6 // 10
+    for _ in range(3):
+        execution = run(python_pool, identifier, f"import os\nchunk = b'x' * {size}\n{setup}\n1")
+        assert execution.status == "Succeeded", execution
+    execution = run(python_pool, identifier, hold + "'held'")
+    assert (execution.status, execution.error_code) == (STATUS_FAILED, ERROR_DISK_LIMIT), execution
+    assert_hello_world(python_pool)
+
+
 def test_a_python_memory_bomb_fails_the_execution_only(python_pool: LocalPool) -> None:
     identifier = new_identifier("attack")
     run(python_pool, identifier, "kept = 1")

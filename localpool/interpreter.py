@@ -44,13 +44,13 @@ from localpool.constants import (
 from localpool.sandbox import RuntimeCommand, Sandbox
 from localpool.wire import ContainerType
 
-# The readers drain the runner's stdout and stderr in chunks this big (a pipe holds 64 KiB).
+# The runner's stdout and stderr are read in chunks this big (a pipe holds 64 KiB).
 _READ_CHUNK_BYTES = 64 * 1024
 # The runner times an execution inside the server's own measurement of it; allow for rounding.
 _DURATION_SLACK_MS = 100.0
 # How often a writer blocked on a full pipe checks that the process is still alive.
 _WRITE_POLL_SECONDS = 0.1
-# What the reader waits for while an interpreter starts (request ids are 32 hex digits).
+# What is awaited while an interpreter starts (request ids are 32 hex digits).
 _READY = "ready"
 # Every sandbox is started from this one long-lived thread: bwrap --die-with-parent ends the
 # sandbox when the *thread* that started it exits, and request threads come and go.
@@ -87,7 +87,7 @@ class RunOutcome:
     command_exit_code: int | None = None
 
 
-# What the mailbox holds once the runner's stdout has closed (the process is gone).
+# What awaiting a message gives once the runner's stdout has closed (the process is gone).
 _EOF = object()
 
 
@@ -143,7 +143,10 @@ class FrameScanner:
 class Interpreter:
     """One long-lived interpreter process running its runtime's runner in a session directory.
 
-    Not thread-safe: the owning session serialises calls to execute().
+    Not thread-safe: the owning session serialises calls to execute(). The thread awaiting a reply reads
+    the runner's stdout itself (no reader thread to wake and hand the reply over: that hand-off was a
+    quarter of the pool's CPU per execution); between executions nobody reads it, so a session writing
+    more than a pipe's 64 KiB to fd 1 then waits until its next execution drains it.
     """
 
     def __init__(self, runtime: Runtime, workdir: Path, stream_max_chars: int, sandbox: Sandbox, runner: Path) -> None:
@@ -156,17 +159,17 @@ class Interpreter:
         self._stream_max_chars = stream_max_chars
         # Given to the runner on stdin before any session code runs; see runner.js.
         self._marker = secrets.token_hex(FRAME_MARKER_BYTES)
-        # The one message the reader may deliver: the reply to the awaited request (or "ready").
-        # Everything else is dropped, so nothing piles up however much the runner writes.
-        # A plain lock guards the mailbox; the awaiting thread sleeps on a one-shot lock of its own that
-        # the reader releases (one wake-up per reply, fewer hand-offs than a Condition's wait).
-        self._mailbox = threading.Lock()
-        self._waiter: threading.Lock | None = None
-        self._expected: str | None = _READY
+        # Only the awaited message (the reply to the request, or "ready") is taken from stdout; every
+        # other byte is dropped, so nothing piles up however much the runner writes.
+        self._scanner = FrameScanner(self._marker.encode(), MAX_PROTOCOL_LINE_BYTES)
+        self._eof = False
+        # Who may close stdout: close() (any thread) while no one reads it, else the reader as it returns;
+        # never under a reader, whose descriptor number could meanwhile name another file.
+        self._stdout_lock = threading.Lock()
+        self._stdout_reading = False
+        self._stdout_closing = False
         # Request ids only tell this interpreter's replies apart (each sandbox answers one request at a time).
         self._request_numbers = itertools.count(1)
-        self._reply: dict[str, Any] | str | None = None
-        self._eof = False
         self._stderr_tail = bytearray()
         self._stderr_lock = threading.Lock()
         # EgressEnabled: the sandbox's own network namespace gets outbound-only user-mode networking.
@@ -211,8 +214,8 @@ class Interpreter:
                 self.close()
                 raise InterpreterError(f"The session sandbox's network could not be set up: {error}.") from error
         assert self._process.stdout is not None and self._process.stderr is not None
-        self._expect(_READY)
-        threading.Thread(target=self._read_messages, args=(self._process.stdout,), daemon=True).start()
+        self._stdout = select.poll()
+        self._stdout.register(self._process.stdout.fileno(), select.POLLIN)
         threading.Thread(target=self._read_stderr, args=(self._process.stderr,), daemon=True).start()
         self._await_ready()
         # From now on requests are written without blocking (see execute): most fit the pipe at once.
@@ -279,34 +282,42 @@ class Interpreter:
         finally:
             os.close(fd)
 
-    def _expect(self, expected: str) -> None:
-        """Await the message for expected (a request id, or _READY) from now on."""
-        waiter = threading.Lock()
-        waiter.acquire()
-        with self._mailbox:
-            self._expected, self._reply, self._waiter = expected, None, waiter
+    def _await_reply(self, expected: str, deadline: float) -> object:
+        """Read stdout until the message for expected (a request id, or _READY) arrives: the message (a dict),
+        what was wrong with a broken one (a str), _EOF, or None at the deadline."""
+        with self._stdout_lock:
+            if self._stdout_closing:
+                return _EOF
+            self._stdout_reading = True
+        try:
+            while not self._eof:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._stdout.poll(remaining * 1000):
+                    return None
+                assert self._process.stdout is not None
+                chunk = os.read(self._process.stdout.fileno(), _READ_CHUNK_BYTES)
+                self._eof = not chunk
+                for frame in self._scanner.feed(chunk):
+                    reply = self._reply_in(frame, expected)
+                    if reply is not None:
+                        return reply
+            return _EOF
+        finally:
+            with self._stdout_lock:
+                self._stdout_reading = False
+                if self._stdout_closing:
+                    self._close_stdout()
 
-    def _wake(self) -> None:
-        """Wake the awaiting thread, once (called with the mailbox held)."""
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None:
-            waiter.release()
-
-    def _await_reply(self, deadline: float) -> object:
-        """The awaited message (a dict), what was wrong with a broken one (a str), _EOF, or None at the deadline."""
-        with self._mailbox:
-            waiter = self._waiter if self._reply is None and not self._eof else None
-        if waiter is not None:
-            waiter.acquire(timeout=max(0.0, deadline - time.monotonic()))
-        with self._mailbox:
-            reply = self._reply if self._reply is not None else (_EOF if self._eof else None)
-            self._expected, self._reply, self._waiter = None, None, None
-            return reply
+    def _close_stdout(self) -> None:
+        """Close the runner's stdout (called with _stdout_lock held, while no one reads it)."""
+        if self._process.stdout is not None:
+            with contextlib.suppress(OSError):
+                self._process.stdout.close()
 
     def _await_ready(self) -> None:
         message = None
         if self._send({"frame": self._marker}):
-            message = self._await_reply(time.monotonic() + INTERPRETER_START_TIMEOUT_SECONDS)
+            message = self._await_reply(_READY, time.monotonic() + INTERPRETER_START_TIMEOUT_SECONDS)
         if not isinstance(message, dict):
             self.close()
             raise InterpreterError(
@@ -318,44 +329,23 @@ class Interpreter:
             self.close()
             raise InterpreterError(problem)
 
-    def _read_messages(self, stream: IO[bytes]) -> None:
-        """Drain the runner's stdout, delivering only the awaited message (see FrameScanner)."""
-        scanner = FrameScanner(self._marker.encode(), MAX_PROTOCOL_LINE_BYTES)
-        while chunk := stream.read1(_READ_CHUNK_BYTES):  # type: ignore[attr-defined]
-            for frame in scanner.feed(chunk):
-                self._deliver(frame)
-        stream.close()
-        with self._mailbox:
-            self._eof = True
-            self._wake()
-
-    def _deliver(self, frame: bytes | None) -> None:
-        """Hand a marked message to the waiting execute() if it is the one awaited; drop it otherwise."""
-        with self._mailbox:
-            expected = self._expected
-            if expected is None or self._reply is not None:
-                return
+    @staticmethod
+    def _reply_in(frame: bytes | None, expected: str) -> dict[str, Any] | str | None:
+        """The awaited reply if frame is it, what is wrong with frame if it is broken, else None (dropped)."""
         # Only the runner writes marked messages, so one that cannot be read means it is broken.
-        reply: dict[str, Any] | str
         if frame is None:
-            reply = f"a message longer than {MAX_PROTOCOL_LINE_BYTES} bytes"
-        else:
-            try:
-                message = json.loads(frame)
-            except (ValueError, UnicodeDecodeError):
-                message = None
-            if not isinstance(message, dict):
-                reply = "a message that is not a JSON object"
-            elif message.get("type") != ("ready" if expected == _READY else "result"):
-                return
-            elif expected != _READY and message.get("id") != expected:
-                return  # not the awaited request's (nothing else is ever pending)
-            else:
-                reply = message
-        with self._mailbox:
-            if self._expected == expected and self._reply is None:
-                self._reply = reply
-                self._wake()
+            return f"a message longer than {MAX_PROTOCOL_LINE_BYTES} bytes"
+        try:
+            message = json.loads(frame)
+        except (ValueError, UnicodeDecodeError):
+            message = None
+        if not isinstance(message, dict):
+            return "a message that is not a JSON object"
+        if message.get("type") != ("ready" if expected == _READY else "result"):
+            return None
+        if expected != _READY and message.get("id") != expected:
+            return None  # not the awaited request's (nothing else is ever pending)
+        return message
 
     def _read_stderr(self, stream: IO[bytes]) -> None:
         """Keep the tail of the process's own stderr (V8's out-of-memory report lands here)."""
@@ -378,7 +368,6 @@ class Interpreter:
         """
         started = time.monotonic()
         request_id = f"{next(self._request_numbers):032x}"
-        self._expect(request_id)
         # What the pipe takes now is written at once; the rest (a busy runner does not read stdin and
         # the pipe holds 64 KiB) by a thread beside the deadline, which starts before the write: an
         # overrun kills the sandbox either way.
@@ -391,7 +380,7 @@ class Interpreter:
         elif rest:
             writer = threading.Thread(target=self._write_rest, args=(rest, sent), daemon=True)
             writer.start()
-        reply = self._await_reply(started + timeout)
+        reply = self._await_reply(request_id, started + timeout)
         if reply is None:
             self.close()
             if writer is not None:
@@ -433,11 +422,15 @@ class Interpreter:
             self._process.wait(timeout=PROCESS_STOP_GRACE_SECONDS)
         if self._network is not None:
             self._network.close()
-        # Only stdin: the reader threads close stdout/stderr when they reach end-of-file, and
-        # closing a stream another thread is reading would block on its lock.
+        # stderr: its reader thread closes it at end-of-file (closing a stream another thread is reading
+        # would block on its lock); stdout: now, or by the thread reading it as it returns.
         if self._process.stdin is not None:
             with contextlib.suppress(OSError):
                 self._process.stdin.close()
+        with self._stdout_lock:
+            self._stdout_closing = True
+            if not self._stdout_reading:
+                self._close_stdout()
 
 
 def _elapsed_ms(started: float) -> int:

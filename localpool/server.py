@@ -485,7 +485,10 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         )
         self._send_json(failure.status, failure.body, failure.headers)
 
-    def _start_response(self, status: int, content_type: str | None, length: int, headers: Mapping[str, str]) -> None:
+    def _start_response(
+        self, status: int, content_type: str | None, length: int, headers: Mapping[str, str], body: bytes = b""
+    ) -> None:
+        """Send the status line and headers; body (a whole small answer) goes with them, in one write."""
         self._discard_unread_body()
         self.send_response(status)
         if content_type is not None:
@@ -495,17 +498,19 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
+        if self.request_version == "HTTP/0.9":  # http.server sends such a request no head at all
+            self.wfile.write(body)
+            return
+        self._headers_buffer.append(b"\r\n" + body)
+        self.flush_headers()
 
     def _send_json(self, status: int, body: Mapping[str, Any], headers: Mapping[str, str]) -> None:
         payload = json.dumps(body).encode()
-        self._start_response(status, "application/json; charset=utf-8", len(payload), headers)
-        self.wfile.write(payload)
+        self._start_response(status, "application/json; charset=utf-8", len(payload), headers, payload)
 
     def _send_text(self, status: int, text: str) -> None:
         payload = text.encode()
-        self._start_response(status, "text/plain; charset=utf-8", len(payload), {})
-        self.wfile.write(payload)
+        self._start_response(status, "text/plain; charset=utf-8", len(payload), {}, payload)
 
     def _send_empty(self, status: int) -> None:
         self._start_response(status, None, 0, {})

@@ -277,6 +277,23 @@ def test_a_session_flooding_its_output_after_returning_is_bounded(client: PoolCl
         pool.manager.delete(identifier)
 
 
+def test_a_session_writing_past_a_pipes_worth_between_executions_still_answers(client: PoolClient) -> None:
+    # Nobody reads a session's stdout between its executions: a timer writing 1 MiB to fd 1 fills the pipe
+    # (Node.js keeps fd 1 non-blocking, so its later writes fail with EAGAIN) and the next execution drains it.
+    identifier = new_identifier("between")
+    write = "try { require('fs').writeSync(1, 'x'.repeat(16384)); done += 1 } catch { failed += 1 }"
+    later = (
+        "setTimeout(() => { let done = 0, failed = 0; "
+        f"for (let i = 0; i < 64; i++) {{ {write} }} globalThis.wrote = done + failed; }}, 0); 'scheduled'"
+    )
+    assert client.run(identifier, later)["result"]["executionResult"] == "scheduled"
+    time.sleep(0.3)
+    body = client.run(identifier, "globalThis.wrote", timeoutInSeconds=HOSTILE_TIMEOUT_SECONDS)
+    assert body["status"] == "Succeeded", body
+    assert body["result"]["executionResult"] == "64"
+    assert client.run(identifier, "'still answering'")["result"]["executionResult"] == "still answering"
+
+
 def test_output_without_a_newline_does_not_hide_the_reply(client: PoolClient) -> None:
     code = "require('fs').writeSync(1, 'no newline, then the reply'); 'genuine'"
     body = client.run(new_identifier(), code, timeoutInSeconds=HOSTILE_TIMEOUT_SECONDS)

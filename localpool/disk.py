@@ -54,18 +54,25 @@ class DiskUsage:
     problem: str = ""
 
 
-def directory_usage(path: Path, max_entries: int, on_directory: Callable[[int, bool], None] | None = None) -> DiskUsage:
+def directory_usage(
+    path: Path | int, max_entries: int, on_directory: Callable[[int, bool], None] | None = None
+) -> DiskUsage:
     """Bytes allocated and entries under path, walked by directory descriptors, links not followed.
 
+    path: the directory, or a descriptor open on it (left open; its offset is back at the start after).
     Stops once past max_entries. problem is set when part of the tree could not be measured.
     on_directory: called with the descriptor of every directory walked before it is listed, and whether it is the root.
     """
     used = 0
     entries = 0
-    try:
-        root = os.open(path, DIR_FLAGS)
-    except OSError as error:
-        return DiskUsage(0, 0, f"cannot open the session directory: {error.strerror}")
+    if isinstance(path, int):
+        root, given = path, path
+    else:
+        given = -1
+        try:
+            root = os.open(path, DIR_FLAGS)
+        except OSError as error:
+            return DiskUsage(0, 0, f"cannot open the session directory: {error.strerror}")
     pending = [root]
     at_root = True
     problem = ""
@@ -98,10 +105,12 @@ def directory_usage(path: Path, max_entries: int, on_directory: Callable[[int, b
             except OSError as error:
                 problem = f"cannot list a directory: {error.strerror}"
             finally:
-                os.close(fd)
+                if fd != given:
+                    os.close(fd)
     finally:
         for fd in pending:
-            os.close(fd)
+            if fd != given:
+                os.close(fd)
     return DiskUsage(used, entries, problem)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import tempfile
 import threading
@@ -30,6 +31,7 @@ from localpool.constants import (
     SESSION_MOUNT_POINT,
 )
 from localpool.disk import (
+    DIR_FLAGS,
     DiskUsage,
     HeldFiles,
     SandboxSnapshot,
@@ -156,12 +158,22 @@ def _describe_failure(outcome: RunOutcome, timeout: float, runtime_name: str) ->
     return ERROR_CRASHED, f"The session's {runtime_name} process died during the execution: {cause}. {lost}"
 
 
+def _new_execution_id() -> str:
+    """A version-4 UUID, as Azure's execution ids are; unique, not secret (reading an execution takes the
+    token and its session), so drawn without the system call uuid4() makes for every execution."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+
+
 @dataclass
 class Session:
     """A live session: its directory, its interpreter (started lazily) and its execution records."""
 
     identifier: str
     workdir: Path
+    # The directory, open (O_NOFOLLOW) for its disk checks, and its device; closed as the session ends.
+    # Walking from it skips an open and a close per check, and the inotify event that open would raise.
+    directory_fd: int
+    device: int
     interpreter: Interpreter | None = None
     # Executions of this session run one at a time, in the order they were accepted (tickets);
     # other sessions never wait on it.
@@ -192,7 +204,8 @@ class Session:
     held_nothing: bool = False
     # One disk check of the session at a time (the periodic one and the one before an answer): a check
     # that finds no change must not answer while another, which took the change, is still measuring.
-    disk_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Held too while directory_fd is closed (re-entrant: a check that finds a breach ends the session).
+    disk_lock: threading.RLock = field(default_factory=threading.RLock)
 
     def record(self, execution: Execution) -> None:
         """Remember an execution for GET /executions/<id>, forgetting the oldest finished ones."""
@@ -291,12 +304,18 @@ class SessionManager:
         spare, self._spare = self._spare, None
         if spare is not None and spare.alive:
             self._spare_wanted.set()
-            return Session(identifier=identifier, workdir=spare.workdir, interpreter=spare)
+            return self._session_in(identifier, spare.workdir, spare)
         if spare is not None:
             spare.close()
         self._spare_wanted.set()
         # Directory names never contain the identifier: identifiers may hold characters like | ; < >.
-        return Session(identifier=identifier, workdir=self._new_directory())
+        return self._session_in(identifier, self._new_directory(), None)
+
+    @staticmethod
+    def _session_in(identifier: str, workdir: Path, interpreter: Interpreter | None) -> Session:
+        fd = os.open(workdir, DIR_FLAGS)
+        device = os.fstat(fd).st_dev
+        return Session(identifier=identifier, workdir=workdir, directory_fd=fd, device=device, interpreter=interpreter)
 
     def _new_directory(self) -> Path:
         """A fresh session directory, owned by the sandbox's user."""
@@ -353,7 +372,7 @@ class SessionManager:
         snapshot, launcher = self._sandbox(session)
         if not snapshot.pids:
             return 0
-        held = held_deleted_bytes(snapshot, os.stat(session.workdir).st_dev, skip=launcher)
+        held = held_deleted_bytes(snapshot, session.device, skip=launcher)
         return self.sandbox.limits.disk_bytes if held.problem else held.used_bytes
 
     def disk_breach(self, session: Session, *, force: bool = False) -> str:
@@ -373,23 +392,21 @@ class SessionManager:
             if snapshot.activity == session.disk_checked:
                 return ""
         limit = self.sandbox.limits.disk_bytes
-        try:
-            device = os.stat(session.workdir).st_dev
-        except OSError:
-            return ""  # the session ended and its directory was removed meanwhile
+        if session.directory_fd < 0:
+            return ""  # the session ended meanwhile
         tree = str(session.workdir)
 
         def watch(fd: int, root: bool) -> None:
             self._watch.watch_directory(tree, fd, root=root)
 
-        usage = directory_usage(session.workdir, MAX_SESSION_DIRECTORY_ENTRIES, watch)
+        usage = directory_usage(session.directory_fd, MAX_SESSION_DIRECTORY_ENTRIES, watch)
         # After the walk: a directory it watched for the first time counts as a change.
         changed = self._watch.take_changed(tree)
         held = DiskUsage(0, 0)
         if changed or not session.held_nothing:
             if snapshot is None:
                 snapshot, launcher = self._sandbox(session)
-            held = held_deleted_bytes(snapshot, device, skip=launcher, known=session.held_files)
+            held = held_deleted_bytes(snapshot, session.device, skip=launcher, known=session.held_files)
             session.held_nothing = not held.problem and not held.entries
         over = (
             f"{self.sandbox.limits.disk_mb} MiB or {MAX_SESSION_DIRECTORY_ENTRIES} entries"
@@ -446,7 +463,7 @@ class SessionManager:
     def new_execution(self, session: Session, execution_type: str, execution_id: str | None = None) -> Execution:
         """Create and record an execution of the session (status NotStarted)."""
         execution = Execution(
-            id=execution_id or str(uuid.uuid4()), identifier=session.identifier, execution_type=execution_type
+            id=execution_id or _new_execution_id(), identifier=session.identifier, execution_type=execution_type
         )
         with self._lock:
             session.record(execution)
@@ -517,6 +534,10 @@ class SessionManager:
         if session.interpreter is not None:
             session.interpreter.close()
             session.interpreter = None
+        with session.disk_lock:  # no check is walking the directory from its descriptor
+            fd, session.directory_fd = session.directory_fd, -1
+        if fd >= 0:
+            os.close(fd)
         shutil.rmtree(session.workdir, ignore_errors=True)
         self._watch.forget(str(session.workdir))
 

@@ -206,6 +206,36 @@ def test_disk_burst_that_returns_at_once_is_reported(client: PoolClient, pool: L
     assert_still_serving(pool.endpoint)
 
 
+def _descriptors_on(directory: Path) -> list[str]:
+    """This process's descriptors open on directory, removed or not (the in-process pool's are this process's)."""
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{name}") in (str(directory), f"{directory} (deleted)"):
+                found.append(name)
+    return found
+
+
+def test_a_session_keeps_its_directory_open_until_it_ends_however_it_ends(client: PoolClient, pool: LocalPool) -> None:
+    # The disk checks walk a session's directory from one descriptor kept for its life.
+    kept, deleted, breached = (new_identifier(name) for name in ("kept", "deleted", "breached"))
+    directories = {}
+    for identifier in (kept, deleted, breached):
+        client.run(identifier, "1")
+        directories[identifier] = host_facts(pool, identifier)[1]
+        assert len(_descriptors_on(directories[identifier])) == 1
+    assert pool.manager.delete(deleted)
+    burst = (
+        f"for (let i = 0; i < 5; i++) require('fs').writeFileSync('b' + i, Buffer.alloc({SMALL_DISK_MB // 4} << 20))"
+    )
+    body = client.run(breached, burst)
+    assert body["error"]["error"]["code"] == "SessionDiskLimitExceeded", body
+    assert _descriptors_on(directories[deleted]) == []
+    assert _descriptors_on(directories[breached]) == []
+    assert len(_descriptors_on(directories[kept])) == 1
+    assert _result(client, "1 + 1", kept) == "2"
+
+
 def test_one_file_over_the_disk_limit_is_reported_as_such(client: PoolClient, pool: LocalPool) -> None:
     identifier = new_identifier("bigfile")
     code = f"require('fs').writeFileSync('big', Buffer.alloc({SMALL_DISK_MB + 1} * 1024 * 1024, 1)); 'written'"

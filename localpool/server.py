@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hmac
 import io
 import ipaddress
@@ -219,6 +220,10 @@ class _DeadlineReader(io.RawIOBase):
         return received
 
 
+# The last Date header made, with its second (a tuple replaced whole: a reader sees a matching pair).
+_date_of_second: tuple[int, str] = (-1, "")
+
+
 def _echo(value: str) -> str:
     """A client-supplied value, shortened, for quoting in an error message."""
     return repr(value if len(value) <= wire.MAX_ECHOED_CHARS else value[: wire.MAX_ECHOED_CHARS] + "...")
@@ -402,6 +407,17 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         """The body (size bytes, or at most size when chunked) must arrive within its own deadline."""
         self._place.phase_started = time.monotonic()
         self._reader.deadline = self._place.phase_started + self.server.limits.body_seconds(size)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header: formatted once per second (formatting it was a few per cent of an execution)."""
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        global _date_of_second
+        second = int(time.time())
+        cached = _date_of_second
+        if cached[0] != second:
+            cached = _date_of_second = (second, super().date_time_string(second))
+        return cached[1]
 
     def version_string(self) -> str:
         """The Server header."""
@@ -919,6 +935,7 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
             )
 
 
+@functools.lru_cache(maxsize=256)  # clients send the same few Host values again and again
 def is_loopback(host: str) -> bool:
     """Whether host names an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
     if host == "localhost":

@@ -6,12 +6,14 @@ Azure's document of its api-version (tests/support/dataplane_schema.py).
 
 from __future__ import annotations
 
+import email.utils
 import glob
 import json
 import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -445,3 +447,20 @@ def test_own_certificate_is_served_and_an_unusable_one_is_a_clear_error(tmp_path
 def test_cli_tls_prints_the_certificate_path() -> None:
     with cli_pool("--tls") as running:
         assert running.cert_path is not None and Path(running.cert_path).is_file()
+
+
+def test_every_answer_has_the_date_of_its_second_in_https_format(client: PoolClient) -> None:
+    query = params(new_identifier("date"), wire.API_2024_10)
+    dates = []
+    for _ in range(2):
+        before = time.time()
+        answer = client.http.get(client.endpoint + "/files", params=query)
+        after = time.time()
+        assert answer.status_code == 200
+        header = answer.headers["Date"]
+        assert header.endswith(" GMT"), header
+        sent = email.utils.parsedate_to_datetime(header).timestamp()
+        assert int(before) <= sent <= after, (header, before, after)
+        dates.append(header)
+        time.sleep(1.1)
+    assert dates[0] != dates[1]  # not one second's header for ever

@@ -10,8 +10,11 @@ import hmac
 import io
 import ipaddress
 import json
+import math
+import os
 import re
 import resource
+import select
 import shlex
 import socket
 import ssl
@@ -199,6 +202,12 @@ class _DeadlineReader(io.RawIOBase):
         self._places = places
         self._idle_seconds = idle_seconds
         self.deadline = place.accepted_at
+        # A plain socket is waited on here and read from its descriptor: the socket's own timeout (kept for
+        # writes) would cost two mode changes and a second poll per read. TLS reads go through the SSL object.
+        self._poll: select.poll | None = None
+        if not isinstance(sock, ssl.SSLSocket):
+            self._poll = select.poll()
+            self._poll.register(sock.fileno(), select.POLLIN)
 
     def readable(self) -> bool:
         return True
@@ -207,14 +216,22 @@ class _DeadlineReader(io.RawIOBase):
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("The request did not arrive in time.")
-        self._sock.settimeout(min(remaining, self._idle_seconds))
+        wait = min(remaining, self._idle_seconds)
         self._places.start_waiting(self._place)
         try:
-            received = self._sock.recv_into(buffer)
+            if self._poll is not None:
+                if not self._poll.poll(math.ceil(wait * 1000)):
+                    raise TimeoutError("The request did not arrive in time.")
+                received = os.readv(self._sock.fileno(), [buffer])
+            else:
+                self._sock.settimeout(wait)
+                try:
+                    received = self._sock.recv_into(buffer)
+                finally:
+                    # Writes keep the per-operation timeout (a client that reads nothing of the answer).
+                    self._sock.settimeout(self._idle_seconds)
         finally:
             evicted = self._places.stop_waiting(self._place)
-            # Writes keep the per-operation timeout (a client that reads nothing of the answer).
-            self._sock.settimeout(self._idle_seconds)
         if evicted:
             raise ConnectionAbortedError("The connection was closed to make room for another.")
         return received

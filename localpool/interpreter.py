@@ -176,8 +176,10 @@ class Interpreter:
         self._network = sandbox.network()
         # The seccomp filter's descriptor: read by bwrap as it starts, closed here once it has.
         filter_fd = sandbox.seccomp_descriptor()
-        command = sandbox.command(
-            runtime.command(workdir, stream_max_chars, sandbox.enabled, runner), workdir, self._network, filter_fd
+        command, as_user = sandbox.as_sandbox_user(
+            sandbox.command(
+                runtime.command(workdir, stream_max_chars, sandbox.enabled, runner), workdir, self._network, filter_fd
+            )
         )
         passed = (
             *(self._network.pass_fds if self._network is not None else ()),
@@ -197,7 +199,7 @@ class Interpreter:
                 start_new_session=True,  # its own process group, so a kill reaches everything
                 close_fds=True,
                 pass_fds=passed,
-                **sandbox.popen_user(),
+                **as_user,
             ).result()
         except OSError as error:
             if self._network is not None:

@@ -50,7 +50,9 @@ def shell(script: str, session_dir: Path, sandbox: Sandbox | None = None) -> sub
     chosen.check()
     filter_fd = chosen.seccomp_descriptor()
     assert filter_fd is not None
-    command = chosen.command(RuntimeCommand(argv=["/bin/bash", "-c", script]), session_dir, seccomp_fd=filter_fd)
+    command, as_user = chosen.as_sandbox_user(
+        chosen.command(RuntimeCommand(argv=["/bin/bash", "-c", script]), session_dir, seccomp_fd=filter_fd)
+    )
     try:
         return subprocess.run(
             command,
@@ -59,7 +61,7 @@ def shell(script: str, session_dir: Path, sandbox: Sandbox | None = None) -> sub
             timeout=RUN_TIMEOUT_SECONDS,
             check=False,
             pass_fds=(filter_fd,),
-            **chosen.popen_user(),
+            **as_user,
         )
     finally:
         os.close(filter_fd)
@@ -148,13 +150,15 @@ def test_egress_enabled_has_its_own_outbound_only_network(session_dir: Path) -> 
         assert network is not None
         filter_fd = sandbox.seccomp_descriptor()
         assert filter_fd is not None
-        command = sandbox.command(RuntimeCommand(argv=["/bin/bash", "-c", script]), session_dir, network, filter_fd)
+        command, as_user = sandbox.as_sandbox_user(
+            sandbox.command(RuntimeCommand(argv=["/bin/bash", "-c", script]), session_dir, network, filter_fd)
+        )
         process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
             text=True,
             pass_fds=(*network.pass_fds, filter_fd),
-            **sandbox.popen_user(),
+            **as_user,
         )
         os.close(filter_fd)
         try:
@@ -242,3 +246,41 @@ def test_waiting_for_the_loopback_ends_with_the_sandbox_or_the_deadline(
     with pytest.raises(RuntimeError, match="the sandbox ended before its loopback was set up"):
         wait_for_loopback(process.pid, time.monotonic() + RUN_TIMEOUT_SECONDS)
     assert not marker.exists()
+
+
+def _ids_of_bwrap(session_dir: Path) -> dict[str, str]:
+    """Uid, Gid and Groups (from /proc/<pid>/status) of a bwrap started as the pool starts one."""
+    sandbox = Sandbox()
+    filter_fd = sandbox.seccomp_descriptor()
+    assert filter_fd is not None
+    command, as_user = sandbox.as_sandbox_user(
+        sandbox.command(RuntimeCommand(argv=["/bin/sleep", "30"]), session_dir, seccomp_fd=filter_fd)
+    )
+    process = subprocess.Popen(command, pass_fds=(filter_fd,), **as_user)
+    os.close(filter_fd)
+    try:
+        status = Path(f"/proc/{process.pid}/status")
+        deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+        while "Name:\tbwrap" not in status.read_text() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
+        return {name: " ".join(fields[name].split()) for name in ("Name", "Uid", "Gid", "Groups")}
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a pool run as root starts bwrap as nobody")
+@pytest.mark.parametrize("setpriv", ["installed", "missing"])
+def test_a_root_pool_starts_bwrap_as_nobody_with_every_id_and_no_groups(
+    session_dir: Path, setpriv: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With setpriv, Popen can use vfork; without it Popen switches the ids itself (a fork). The same ids either way.
+    if setpriv == "missing":
+        monkeypatch.setattr("localpool.sandbox.SETPRIV", "/nonexistent/setpriv")
+    else:
+        assert os.access("/usr/bin/setpriv", os.X_OK), "util-linux's setpriv, beside its prlimit"
+        command, as_user = Sandbox().as_sandbox_user(["bwrap"])
+        assert (command[0], as_user) == ("/usr/bin/setpriv", {})  # nothing that keeps Popen from vfork
+    nobody = " ".join([str(SANDBOX_UID)] * 4)
+    assert _ids_of_bwrap(session_dir) == {"Name": "bwrap", "Uid": nobody, "Gid": nobody, "Groups": ""}

@@ -216,8 +216,8 @@ class Interpreter:
                 self.close()
                 raise InterpreterError(f"The session sandbox's network could not be set up: {error}.") from error
         assert self._process.stdout is not None and self._process.stderr is not None
-        self._stdout = select.poll()
-        self._stdout.register(self._process.stdout.fileno(), select.POLLIN)
+        self._stdout_poll = select.poll()
+        self._stdout_poll.register(self._process.stdout.fileno(), select.POLLIN)
         threading.Thread(target=self._read_stderr, args=(self._process.stderr,), daemon=True).start()
         self._await_ready()
         # From now on requests are written without blocking (see execute): most fit the pipe at once.
@@ -294,7 +294,7 @@ class Interpreter:
         try:
             while not self._eof:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._stdout.poll(remaining * 1000):
+                if remaining <= 0 or not self._stdout_poll.poll(remaining * 1000):
                     return None
                 assert self._process.stdout is not None
                 chunk = os.read(self._process.stdout.fileno(), _READ_CHUNK_BYTES)

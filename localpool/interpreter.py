@@ -145,8 +145,9 @@ class Interpreter:
 
     Not thread-safe: the owning session serialises calls to execute(). The thread awaiting a reply reads
     the runner's stdout itself (no reader thread to wake and hand the reply over: that hand-off was a
-    quarter of the pool's CPU per execution); between executions nobody reads it, so a session writing
-    more than a pipe's 64 KiB to fd 1 then waits until its next execution drains it.
+    quarter of the pool's CPU per execution); between executions nobody reads it, so past a pipe's 64 KiB
+    a session's own writes to fd 1 block (or fail with EAGAIN, as Node.js keeps fd 1 non-blocking) until
+    its next execution drains it.
     """
 
     def __init__(self, runtime: Runtime, workdir: Path, stream_max_chars: int, sandbox: Sandbox, runner: Path) -> None:

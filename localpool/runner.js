@@ -36,7 +36,7 @@ const RESULT_INSPECT_DEPTH = 4;
 const RESULT_INSPECT_MAX_ARRAY = 100;
 const PROTOCOL_FD = 1;
 // If session code made fd 1 non-blocking and the pipe is full, retry this often, this many times
-// (about 10 s: localpool drains the pipe continuously, and times the execution out anyway).
+// (about 10 s: localpool drains the pipe while it awaits this reply, and times the execution out anyway).
 const PROTOCOL_WRITE_RETRY_MS = 1;
 const PROTOCOL_WRITE_MAX_RETRIES = 10000;
 // Said when a thrown value defeats describeError (throwing getters, hostile proxies, ...).

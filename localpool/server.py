@@ -187,12 +187,16 @@ def _cut(place: _Place) -> None:
         socket.socket.shutdown(place.sock, socket.SHUT_RDWR)
 
 
+class _ReadTimedOut(TimeoutError):
+    """The request head or body did not arrive in time (a write that times out is a client gone instead)."""
+
+
 class _DeadlineReader(io.RawIOBase):
     """The connection's bytes for the request parser, every read bounded by the current deadline.
 
     A socket timeout alone bounds each read; a client sending one byte just before it expires would
     keep its request open for ever. ``deadline`` (time.monotonic()) bounds the whole request head or
-    body instead; past it a read raises TimeoutError.
+    body instead; past it a read raises _ReadTimedOut.
     """
 
     def __init__(self, sock: socket.socket, place: _Place, places: _Places, idle_seconds: float) -> None:
@@ -212,21 +216,32 @@ class _DeadlineReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def _wait(self) -> float:
+        """Seconds the next read may wait: to the deadline, at most the per-read timeout."""
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            raise TimeoutError("The request did not arrive in time.")
-        wait = min(remaining, self._idle_seconds)
+            raise _ReadTimedOut("The request did not arrive in time.")
+        return min(remaining, self._idle_seconds)
+
+    def readinto(self, buffer: Any) -> int:
+        wait = self._wait()
         self._places.start_waiting(self._place)
         try:
             if self._poll is not None:
-                if not self._poll.poll(math.ceil(wait * 1000)):
-                    raise TimeoutError("The request did not arrive in time.")
-                received = os.readv(self._sock.fileno(), [buffer])
+                while True:
+                    if not self._poll.poll(math.ceil(wait * 1000)):
+                        raise _ReadTimedOut("The request did not arrive in time.")
+                    try:
+                        received = os.readv(self._sock.fileno(), [buffer])
+                        break
+                    except BlockingIOError:  # readable, then nothing to read after all: wait again
+                        wait = self._wait()
             else:
                 self._sock.settimeout(wait)
                 try:
                     received = self._sock.recv_into(buffer)
+                except TimeoutError as error:
+                    raise _ReadTimedOut("The request did not arrive in time.") from error
                 finally:
                     # Writes keep the per-operation timeout (a client that reads nothing of the answer).
                     self._sock.settimeout(self._idle_seconds)
@@ -489,10 +504,10 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
                 self._handle(method)
             except WireError as error:
                 self._send_json(error.status, error.body, error.headers)
-            except TimeoutError:
+            except _ReadTimedOut:
                 self._body_timed_out()
-            except (ConnectionError, ssl.SSLError):
-                raise
+            except _CLIENT_GONE:
+                raise  # e.g. a write timed out: the client reads nothing, so nothing more is written
             except Exception as error:
                 traceback.print_exc(file=sys.stderr)
                 failure = WireError(
@@ -534,8 +549,9 @@ class PoolRequestHandler(BaseHTTPRequestHandler):
         if self.request_version == "HTTP/0.9":  # http.server sends such a request no head at all
             self.wfile.write(body)
             return
-        self._headers_buffer.append(b"\r\n" + body)
-        self.flush_headers()
+        # Taken before the write: after a failed one, nothing of this answer may be sent again.
+        head, self._headers_buffer = self._headers_buffer, []
+        self.wfile.write(b"".join(head) + b"\r\n" + body)
 
     def _send_json(self, status: int, body: Mapping[str, Any], headers: Mapping[str, str]) -> None:
         payload = json.dumps(body).encode()

@@ -64,7 +64,7 @@ _OUT_OF_MEMORY_MARKERS = ("heap limit", "out of memory", "oom", "allocation fail
 
 
 class SessionLimitError(RuntimeError):
-    """A new session would exceed the pool's maximum number of live sessions."""
+    """A new session would exceed the pool's maximum number of live sessions (or the machine's descriptors)."""
 
 
 class QueueFullError(RuntimeError):
@@ -311,11 +311,20 @@ class SessionManager:
         # Directory names never contain the identifier: identifiers may hold characters like | ; < >.
         return self._session_in(identifier, self._new_directory(), None)
 
-    @staticmethod
-    def _session_in(identifier: str, workdir: Path, interpreter: Interpreter | None) -> Session:
-        fd = os.open(workdir, DIR_FLAGS)
-        device = os.fstat(fd).st_dev
-        return Session(identifier=identifier, workdir=workdir, directory_fd=fd, device=device, interpreter=interpreter)
+    def _session_in(self, identifier: str, workdir: Path, interpreter: Interpreter | None) -> Session:
+        """A session in workdir (with its interpreter, if one is started); when its directory cannot be
+        opened (out of descriptors), nothing is left behind and SessionLimitError says why."""
+        try:
+            fd = os.open(workdir, DIR_FLAGS)
+        except OSError as error:
+            if interpreter is not None:
+                interpreter.close()
+            shutil.rmtree(workdir, ignore_errors=True)
+            self._watch.forget(str(workdir))
+            raise SessionLimitError(
+                f"The local pool cannot open a new session's directory: {error.strerror}."
+            ) from error
+        return Session(identifier, workdir, fd, os.fstat(fd).st_dev, interpreter)
 
     def _new_directory(self) -> Path:
         """A fresh session directory, owned by the sandbox's user."""
@@ -376,7 +385,8 @@ class SessionManager:
         return self.sandbox.limits.disk_bytes if held.problem else held.used_bytes
 
     def disk_breach(self, session: Session, *, force: bool = False) -> str:
-        """Why the session's files are over its disk limit (empty when they are not).
+        """Why the session's files are over its disk limit (empty when they are not); call it holding
+        session.disk_lock (end_if_over_disk_limit does), which keeps directory_fd open meanwhile.
 
         Counted: the session directory (walked by descriptors; a part that cannot be measured is a
         breach) and the files its sandbox keeps open or mapped after deleting them. Skipped, unless

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import errno
 import os
 import socket
 import subprocess
@@ -33,6 +34,7 @@ from localpool.constants import (
     SANDBOX_HOSTNAME,
     SESSION_MOUNT_POINT,
 )
+from localpool.disk import DIR_FLAGS
 from localpool.sandbox import SandboxLimits
 from localpool.wire import MAX_EXECUTION_SECONDS
 from smoke.protocol import API_2024_10, EXECUTIONS_PATH, HELLO_WORLD_CODE, HELLO_WORLD_STDOUT, STATUS_FAILED
@@ -234,6 +236,46 @@ def test_a_session_keeps_its_directory_open_until_it_ends_however_it_ends(client
     assert _descriptors_on(directories[breached]) == []
     assert len(_descriptors_on(directories[kept])) == 1
     assert _result(client, "1 + 1", kept) == "2"
+
+
+def _processes_naming(directory: Path) -> list[int]:
+    """Processes whose command line names directory (a sandbox's bwrap binds its session directory)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and str(directory).encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_session_whose_directory_cannot_be_opened_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Out of descriptors as a new session adopts the spare sandbox: refused as no room (Azure's 404), and
+    # neither the spare's sandbox nor its directory is left behind.
+    with _pool(max_sessions=4) as local_pool:
+        manager = local_pool.manager
+        root = manager.root
+        assert wait_until(lambda: manager._spare is not None, timeout=20), "the spare sandbox, started and ready"
+        (spare_directory,) = root.glob("session-*")
+        assert _processes_naming(spare_directory)
+        real_open = os.open
+
+        def out_of_descriptors(path: object, flags: int, *args: object, **kwargs: object) -> int:
+            # Only the session's own open of its directory (the clean-up's opens must still work).
+            if flags == DIR_FLAGS and str(path).startswith(str(root / "session-")):
+                raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+            return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr("localpool.sessions.os.open", out_of_descriptors)
+        with PoolClient(local_pool.endpoint) as client:
+            refused = client.execute(new_identifier("nofd"), "1")
+            monkeypatch.undo()
+            assert refused.status_code == 404, refused.text
+            assert refused.json()["error"]["code"] == "SessionLimitReached"
+            assert "cannot open a new session's directory: Too many open files" in refused.json()["error"]["message"]
+            assert manager.live_sessions() == []
+            assert not spare_directory.exists()
+            assert wait_until(lambda: not _processes_naming(spare_directory), timeout=5)
+            assert _result(client, "1 + 1", new_identifier("after")) == "2"
 
 
 def test_one_file_over_the_disk_limit_is_reported_as_such(client: PoolClient, pool: LocalPool) -> None:

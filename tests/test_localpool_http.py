@@ -272,6 +272,40 @@ def send_and_leave(port: int, request: bytes) -> None:
         connection.sendall(request)
 
 
+def test_an_answer_the_client_stops_reading_is_abandoned_with_nothing_after_it(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # A download the client stops reading: once a write times out the answer is given up and the connection
+    # closed; nothing (no 408, no repeated head) follows the part already sent, and nothing is printed.
+    write_timeout = 1.0
+    with http_pool(HttpLimits(read_timeout_seconds=write_timeout)) as server:
+        identifier = new_identifier("unread")
+        with PoolClient(endpoint(server)) as client:
+            client.run(identifier, "require('fs').writeFileSync('big', Buffer.alloc(64 << 20, 120)); 'written'")
+        port = server.server_address[1]
+        target = f"{BASE_PATH}/files/big/content?api-version=2024-10-02-preview&identifier={identifier}"
+        with socket.socket() as connection:
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            connection.connect((HOST, port))
+            connection.sendall(
+                f"GET {target} HTTP/1.1\r\nHost: {HOST}:{port}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode()
+            )
+            # Past the first write's timeout, while the server would write whatever comes next: then read it all.
+            time.sleep(write_timeout * 1.5)
+            connection.settimeout(ANSWER_READ_SECONDS)
+            received = bytearray()
+            with contextlib.suppress(ConnectionResetError, TimeoutError):
+                while chunk := connection.recv(1 << 20):
+                    received += chunk
+        head, _, body = bytes(received).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK"), head[:200]
+        assert 0 < len(body) < 64 << 20
+        assert body == b"x" * len(body)  # the file's bytes and nothing else: no 408, no head sent again
+        assert_still_answering = hello_world(endpoint(server))[1]
+        assert assert_still_answering["result"]["executionResult"] == HELLO_RESULT
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_a_client_that_leaves_mid_answer_leaves_no_traceback() -> None:
     with cli_pool("--token", TOKEN, "--no-prewarm") as running:
         port = int(running.endpoint.split(":")[2].split("/")[0])

@@ -544,6 +544,20 @@ os.unlink('f0')
 os.unlink('sub/f1')
 """,
     ),
+    # The same in a tree without subdirectories (whose walk opens no directory but the kept root).
+    "unlinked-later-flat": (
+        """
+if 'kept' not in globals():
+    kept = [open(name, 'wb') for name in ('f0', 'f1')]
+""",
+        """
+for f in kept:
+    f.write(chunk)
+    f.flush()
+os.unlink('f0')
+os.unlink('f1')
+""",
+    ),
     # Held open by earlier executions, replaced by a rename in the last: the directory keeps one file,
     # the descriptor the other.
     "renamed-over": (

@@ -319,8 +319,7 @@ class SessionManager:
         except OSError as error:
             if interpreter is not None:
                 interpreter.close()
-            shutil.rmtree(workdir, ignore_errors=True)
-            self._watch.forget(str(workdir))
+            self._remove_directory(workdir)
             raise SessionLimitError(
                 f"The local pool cannot open a new session's directory: {error.strerror}."
             ) from error
@@ -333,6 +332,11 @@ class SessionManager:
         self._watch.start(str(workdir))
         self.sandbox.prepare_directory(workdir)
         return workdir
+
+    def _remove_directory(self, workdir: Path) -> None:
+        """Remove a session directory made by _new_directory, and its tree from the watch."""
+        shutil.rmtree(workdir, ignore_errors=True)
+        self._watch.forget(str(workdir))
 
     def _new_interpreter(self, workdir: Path) -> Interpreter:
         return Interpreter(self.runtime, workdir, OUTPUT_STREAM_MAX_CHARS, self.sandbox, self.runner)
@@ -548,8 +552,7 @@ class SessionManager:
             fd, session.directory_fd = session.directory_fd, -1
         if fd >= 0:
             os.close(fd)
-        shutil.rmtree(session.workdir, ignore_errors=True)
-        self._watch.forget(str(session.workdir))
+        self._remove_directory(session.workdir)
 
     # -- background threads ---------------------------------------------------------------------
 
@@ -608,16 +611,14 @@ class SessionManager:
                 spare = self._new_interpreter(workdir)
             except InterpreterError:
                 # Without a spare, sessions start their own interpreter (and report any failure).
-                shutil.rmtree(workdir, ignore_errors=True)
-                self._watch.forget(str(workdir))
+                self._remove_directory(workdir)
                 continue
             with self._lock:
                 if not self._closed.is_set() and self._spare is None:
                     self._spare, spare = spare, None
             if spare is not None:
                 spare.close()
-                shutil.rmtree(workdir, ignore_errors=True)
-                self._watch.forget(str(workdir))
+                self._remove_directory(workdir)
 
     def close(self) -> None:
         """End every session, stop the spare and remove the pool's temporary directory."""

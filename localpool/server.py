@@ -190,6 +190,9 @@ def _cut(place: _Place) -> None:
 class _ReadTimedOut(TimeoutError):
     """The request head or body did not arrive in time (a write that times out is a client gone instead)."""
 
+    def __init__(self) -> None:
+        super().__init__("The request did not arrive in time.")
+
 
 class _DeadlineReader(io.RawIOBase):
     """The connection's bytes for the request parser, every read bounded by the current deadline.
@@ -220,7 +223,7 @@ class _DeadlineReader(io.RawIOBase):
         """Seconds the next read may wait: to the deadline, at most the per-read timeout."""
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            raise _ReadTimedOut("The request did not arrive in time.")
+            raise _ReadTimedOut()
         return min(remaining, self._idle_seconds)
 
     def readinto(self, buffer: Any) -> int:
@@ -230,7 +233,7 @@ class _DeadlineReader(io.RawIOBase):
             if self._poll is not None:
                 while True:
                     if not self._poll.poll(math.ceil(wait * 1000)):
-                        raise _ReadTimedOut("The request did not arrive in time.")
+                        raise _ReadTimedOut()
                     try:
                         received = os.readv(self._sock.fileno(), [buffer])
                         break
@@ -241,7 +244,7 @@ class _DeadlineReader(io.RawIOBase):
                 try:
                     received = self._sock.recv_into(buffer)
                 except TimeoutError as error:
-                    raise _ReadTimedOut("The request did not arrive in time.") from error
+                    raise _ReadTimedOut() from error
                 finally:
                     # Writes keep the per-operation timeout (a client that reads nothing of the answer).
                     self._sock.settimeout(self._idle_seconds)

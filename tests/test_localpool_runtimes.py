@@ -500,6 +500,26 @@ def test_files_held_only_by_mappings_count_against_the_disk_limit(python_pool: L
     assert_hello_world(python_pool)
 
 
+def _unlinked_later(*names: str) -> tuple[str, str]:
+    """(setup, hold) of _HELD_AFTER_QUIET: files opened by the quiet executions (their directories made first),
+    written through their descriptors and unlinked by the last."""
+    directories = sorted({os.path.dirname(name) for name in names} - {""})
+    setup = f"""
+if 'kept' not in globals():
+    for directory in {directories!r}:
+        os.mkdir(directory)
+    kept = [open(name, 'wb') for name in {names!r}]
+"""
+    hold = f"""
+for f in kept:
+    f.write(chunk)
+    f.flush()
+for name in {names!r}:
+    os.unlink(name)
+"""
+    return setup, hold
+
+
 # Files that become held deleted ones in an execution that returns at once, after executions that
 # held nothing (so the pool stopped inspecting the sandbox's descriptors and mappings until its watch
 # on the session's directories reports a change): (what the quiet executions set up, what the last
@@ -530,34 +550,9 @@ for i in range(2):
 """,
     ),
     # Opened by earlier executions; the last writes through the descriptors and unlinks the names.
-    "unlinked-later": (
-        """
-if 'kept' not in globals():
-    os.mkdir('sub')
-    kept = [open(name, 'wb') for name in ('f0', 'sub/f1')]
-""",
-        """
-for f in kept:
-    f.write(chunk)
-    f.flush()
-os.unlink('f0')
-os.unlink('sub/f1')
-""",
-    ),
+    "unlinked-later": _unlinked_later("f0", "sub/f1"),
     # The same in a tree without subdirectories (whose walk opens no directory but the kept root).
-    "unlinked-later-flat": (
-        """
-if 'kept' not in globals():
-    kept = [open(name, 'wb') for name in ('f0', 'f1')]
-""",
-        """
-for f in kept:
-    f.write(chunk)
-    f.flush()
-os.unlink('f0')
-os.unlink('f1')
-""",
-    ),
+    "unlinked-later-flat": _unlinked_later("f0", "f1"),
     # Held open by earlier executions, replaced by a rename in the last: the directory keeps one file,
     # the descriptor the other.
     "renamed-over": (
